@@ -1,0 +1,21 @@
+"""avsep: audio-visual sound separation and localization (The Sound of Pixels).
+
+The public API::
+
+    from avsep import Config, Separator
+"""
+__version__ = "0.1.0"
+
+from .config import Config  # noqa: E402
+from .errors import AvsepError  # noqa: E402
+
+
+def __getattr__(name: str):
+    # Separator pulls in torch and torchvision: import it only when asked for.
+    if name == "Separator":
+        from .separate import Separator
+        return Separator
+    raise AttributeError(f"module 'avsep' has no attribute {name!r}")
+
+
+__all__ = ["AvsepError", "Config", "Separator", "__version__"]

@@ -1,0 +1,191 @@
+"""The one configuration object: every size, rate and switch of data, model and training.
+
+A :class:`Config` is saved inside every checkpoint and as ``config.json`` next to it, so a
+checkpoint alone is enough to rebuild its model and data pipeline.
+
+Two presets are provided:
+
+* ``sop``: the configuration of "The Sound of Pixels" (Zhao et al., ECCV 2018).
+* ``small``: a configuration that learns in minutes on a laptop CPU (see docs/config.md for
+  the measurements behind it).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import AvsepError
+
+
+@dataclass
+class Config:
+    # --- audio and spectrogram -------------------------------------------------------------
+    sample_rate: int = 11025          # Hz, mono
+    audio_len: int = 65535            # samples per clip (about 6 s)
+    stft_frame: int = 1022            # STFT window length; n_fft = stft_frame
+    stft_hop: int = 256               # STFT hop in samples
+    freq_bins: int = 256              # height of the log-frequency warped spectrogram
+    log_freq: bool = True             # warp the frequency axis to log scale
+    # --- frames ----------------------------------------------------------------------------
+    frame_rate: float = 8.0           # fps of the extracted frames
+    num_frames: int = 3               # frames per clip given to the vision network
+    frame_stride: float = 3.0         # seconds between those frames
+    img_size: int = 224               # square crop given to the ResNet
+    # --- networks --------------------------------------------------------------------------
+    channels: int = 32                # K: size of the visual vectors and audio feature maps
+    resnet_width: int = 64            # channels of the ResNet-18 stem (64 is the standard net)
+    imagenet_pretrained: bool = True  # load torchvision's ImageNet weights (resnet_width=64 only)
+    img_activation: str = "sigmoid"   # activation on the visual vectors: sigmoid|relu|none
+    temporal_pool: str = "max"        # how frames are pooled over time: max|avg
+    unet_levels: int = 7              # 5, 6 or 7 down-sampling levels
+    unet_channels: int = 64           # channels of the first U-Net level
+    sound_activation: str = "none"    # activation on the U-Net output: none|relu|sigmoid
+    output_activation: str = "sigmoid"  # activation on the synthesizer output: sigmoid|relu|none
+    # --- masks and losses ------------------------------------------------------------------
+    mask_type: str = "binary"         # binary|ratio
+    loss: str = "bce"                 # bce|l1|l2
+    weighted_loss: bool = True        # weight each bin by log(1 + |mixture|)
+    # --- mixing ----------------------------------------------------------------------------
+    num_mix: int = 2                  # sources per training mixture (2 to 4)
+    gain_db: float = 6.0              # each source gets a random gain in [-gain_db, +gain_db]
+    # --- optimisation ----------------------------------------------------------------------
+    optimizer: str = "sgd"            # sgd|adam
+    lr_frame: float = 1e-4
+    lr_sound: float = 1e-3
+    lr_synth: float = 1e-3
+    momentum: float = 0.9             # SGD momentum, or Adam's beta1
+    weight_decay: float = 1e-4
+    batch_size: int = 16
+    epochs: int = 100                 # an epoch is `epoch_size` mixtures
+    epoch_size: int = 2000
+    workers: int = 1                  # data-loader processes
+    # --- bookkeeping -----------------------------------------------------------------------
+    checkpoint_minutes: float = 5.0   # save last.pt at least this often
+    val_pairs: int = 32               # fixed validation mixtures scored for best.pt
+    seed: int = 1234
+    preset: str = "sop"
+
+    # --- derived sizes ---------------------------------------------------------------------
+    @property
+    def n_fft(self) -> int:
+        return self.stft_frame
+
+    @property
+    def linear_bins(self) -> int:
+        """Frequency bins of the linear STFT."""
+        return self.stft_frame // 2 + 1
+
+    @property
+    def time_frames(self) -> int:
+        """STFT frames of one clip (centred STFT)."""
+        return self.audio_len // self.stft_hop + 1
+
+    @property
+    def frame_gap(self) -> int:
+        """Frames (at ``frame_rate``) between the frames given to the vision network."""
+        return max(1, round(self.frame_stride * self.frame_rate))
+
+    # --- (de)serialisation -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Config":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise AvsepError(f"unknown configuration key(s): {', '.join(unknown)}")
+        return cls(**values).validated()
+
+    @classmethod
+    def preset(cls, name: str) -> "Config":
+        if name not in PRESETS:
+            raise AvsepError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        return cls(**PRESETS[name], preset=name).validated()
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as err:
+            raise AvsepError(f"{path}: cannot read configuration: {err}") from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def with_overrides(self, overrides: Iterable[str]) -> "Config":
+        """Apply ``key=value`` strings, converting each value to the key's type."""
+        values = self.to_dict()
+        types = {f.name: type(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep:
+                raise AvsepError(f"override {item!r}: expected KEY=VALUE")
+            if key not in types:
+                raise AvsepError(f"override {item!r}: unknown configuration key {key!r}")
+            values[key] = _parse_value(key, raw.strip(), types[key])
+        return Config.from_dict(values)
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes).validated()
+
+    def validated(self) -> "Config":
+        """Raise :class:`AvsepError` naming the key if a value is out of range."""
+        checks = [
+            (2 <= self.num_mix <= 4, "num_mix must be 2, 3 or 4"),
+            (self.unet_levels in (5, 6, 7), "unet_levels must be 5, 6 or 7"),
+            (self.mask_type in ("binary", "ratio"), "mask_type must be binary or ratio"),
+            (self.loss in ("bce", "l1", "l2"), "loss must be bce, l1 or l2"),
+            (self.optimizer in ("sgd", "adam"), "optimizer must be sgd or adam"),
+            (self.img_activation in ("sigmoid", "relu", "none"), "img_activation must be sigmoid, relu or none"),
+            (self.sound_activation in ("sigmoid", "relu", "none"), "sound_activation must be sigmoid, relu or none"),
+            (self.output_activation in ("sigmoid", "relu", "none"), "output_activation must be sigmoid, relu or none"),
+            (self.temporal_pool in ("max", "avg"), "temporal_pool must be max or avg"),
+            (not (self.loss == "bce" and self.output_activation != "sigmoid"), "loss=bce needs output_activation=sigmoid"),
+            (self.stft_frame % 2 == 0 and self.stft_hop > 0, "stft_frame must be even and stft_hop positive"),
+            (self.time_frames % 2 ** self.unet_levels == 0,
+             f"audio_len//stft_hop+1 = {self.time_frames} time frames must be divisible by 2**unet_levels"),
+            (self.freq_bins % 2 ** self.unet_levels == 0, "freq_bins must be divisible by 2**unet_levels"),
+            (self.num_frames >= 1 and self.img_size >= 32, "num_frames must be >= 1 and img_size >= 32"),
+            (self.channels >= 1 and self.batch_size >= 1, "channels and batch_size must be positive"),
+            (not (self.imagenet_pretrained and self.resnet_width != 64),
+             "imagenet_pretrained needs resnet_width=64 (the ImageNet net)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise AvsepError(f"invalid configuration: {message}")
+        return self
+
+
+def _parse_value(key: str, raw: str, kind: type) -> Any:
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        return kind(float(raw)) if kind is int and "." in raw else kind(raw)
+    except ValueError:
+        raise AvsepError(f"override {key}={raw!r}: expected a {kind.__name__}") from None
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's MUSIC configuration (the defaults above).
+    "sop": {},
+    # Learns in minutes on 2 CPU cores: ~3 s clips, a 128x128 log-frequency spectrogram, one
+    # 112-pixel frame, a quarter-width ResNet-18 and a narrow 5-level U-Net, trained with Adam.
+    "small": dict(
+        audio_len=32767, stft_frame=510, stft_hop=256, freq_bins=128,
+        num_frames=1, img_size=112,
+        channels=16, resnet_width=16, imagenet_pretrained=False,
+        unet_levels=5, unet_channels=16,
+        optimizer="adam", lr_frame=1e-3, lr_sound=1e-3, lr_synth=1e-3, weight_decay=0.0,
+        batch_size=16, epoch_size=1000, checkpoint_minutes=2.0, val_pairs=24,
+    ),
+}
