@@ -181,7 +181,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Learns in minutes on 2 CPU cores: ~3 s clips, a 128x128 log-frequency spectrogram, one
     # 112-pixel frame, a quarter-width ResNet-18 and a narrow 5-level U-Net, trained with Adam.
     "small": dict(
-        audio_len=32767, stft_frame=510, stft_hop=256, freq_bins=128,
+        audio_len=32767, freq_bins=128,
         num_frames=1, img_size=112,
         channels=16, resnet_width=16, imagenet_pretrained=False,
         unet_levels=5, unet_channels=16,

@@ -1,0 +1,245 @@
+"""Stage 5 of the data path: separate the sound of a region of a video, and localize sounds.
+
+The Python API follows demucs::
+
+    from avsep import Separator
+    sep = Separator("run/best.pt")
+    result = sep.separate("duet.mp4", [Box(0, 0, 256, 256), Point(400, 120)])
+    result.sources[0]          # (n,) float32 waveform of the first region
+
+A region's sound is the mixture filtered by the average of the per-pixel masks of the grid
+cells inside it. The whole frame is given to the vision network (resized, not cropped), so
+every pixel of the video has a cell. Videos longer than a clip are processed clip by clip.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .checkpoint import load_model
+from .data import IMAGENET_MEAN, IMAGENET_STD
+from .decode import load_audio, read_frames, write_wav
+from .errors import AvsepError
+from .masks import masks_to_audio
+from .spectrogram import mixture_features
+
+log = logging.getLogger("avsep")
+
+
+@dataclass(frozen=True)
+class Point:
+    """A pixel (x, y) of the video frame."""
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle [x0, x1) x [y0, y1) in pixels of the video frame."""
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+Region = Union[Point, Box]
+
+
+@dataclass
+class Video:
+    """A decoded video: mono audio (n,) at the model's rate and frames at its frame rate."""
+    audio: np.ndarray
+    frames: list[Image.Image]
+    width: int
+    height: int
+
+
+@dataclass
+class Separation:
+    """The result of :meth:`Separator.separate`.
+
+    Attributes:
+        mixture: (n,) the video's audio.
+        sources: one (n,) waveform per region, in the order given.
+        regions: the regions.
+        sample_rate: of all waveforms.
+    """
+    mixture: np.ndarray
+    sources: list[np.ndarray]
+    regions: list[Region]
+    sample_rate: int
+
+
+@dataclass
+class Localization:
+    """Where sound comes from, clip by clip.
+
+    Attributes:
+        heatmaps: (clips, h, w) share of the mixture's energy that each cell's mask keeps, in [0, 1].
+        times: (clips,) start of each clip in seconds.
+        frames: the middle frame of each clip (PIL images), to draw the heatmaps on.
+    """
+    heatmaps: np.ndarray
+    times: np.ndarray
+    frames: list[Image.Image] = field(default_factory=list)
+
+
+class Separator:
+    """Separate and localize sounds in videos with a trained checkpoint.
+
+    Args:
+        checkpoint: a ``.pt`` file from ``avsep train``.
+        device: ``cpu``, ``cuda``...
+    """
+
+    def __init__(self, checkpoint: str | Path, device: str = "cpu"):
+        self.model, self.cfg, _ = load_model(checkpoint, device)
+        self.device = torch.device(device)
+
+    # --- loading ------------------------------------------------------------------------
+    def load_video(self, path: str | Path) -> Video:
+        """Decode the audio and the frames (at the model's frame rate, full size) of a video."""
+        audio = load_audio(path, self.cfg.sample_rate)
+        frames = list(read_frames(path, self.cfg.frame_rate, short_side=None))
+        if not frames:
+            raise AvsepError(f"{path}: no frames")
+        return Video(audio, frames, frames[0].width, frames[0].height)
+
+    def _input_size(self, width: int, height: int) -> tuple[int, int]:
+        """Network input (W, H): height ``img_size``, width kept in proportion, multiples of 16."""
+        size = self.cfg.img_size
+        return max(16, round(size * width / height / 16) * 16), size
+
+    def _frames_tensor(self, video: Video, centre: float) -> torch.Tensor:
+        """The clip's frames around ``centre`` seconds as (1, 3, T, H, W)."""
+        cfg = self.cfg
+        offsets = (np.arange(cfg.num_frames) - (cfg.num_frames - 1) / 2) * cfg.frame_gap
+        ids = np.clip(np.round(centre * cfg.frame_rate + offsets).astype(int), 0, len(video.frames) - 1)
+        size = self._input_size(video.width, video.height)
+        arrays = [(np.asarray(video.frames[i].convert("RGB").resize(size, Image.BILINEAR), dtype=np.float32) / 255.0
+                   - IMAGENET_MEAN) / IMAGENET_STD for i in ids]
+        return torch.from_numpy(np.stack(arrays).transpose(3, 0, 1, 2)).unsqueeze(0)
+
+    def _starts(self, video: Video) -> range:
+        """First samples of the consecutive clips that cover the whole audio."""
+        return range(0, max(1, len(video.audio)), self.cfg.audio_len)
+
+    def _clip(self, video: Video, start: int) -> torch.Tensor:
+        """The mixture clip from ``start`` (zero-padded at the end) as (1, audio_len)."""
+        clip = video.audio[start:start + self.cfg.audio_len]
+        clip = np.pad(clip, (0, self.cfg.audio_len - len(clip))).astype(np.float32)
+        return torch.from_numpy(clip).unsqueeze(0).to(self.device)
+
+    # --- per-pixel masks ----------------------------------------------------------------
+    @torch.no_grad()
+    def pixel_masks(self, video: Video, start: int) -> tuple[torch.Tensor, object]:
+        """Masks of every grid cell for the clip starting at ``start``: (h, w, F, T), and its features."""
+        features = mixture_features(self._clip(video, start), self.cfg)
+        centre = (start + self.cfg.audio_len / 2) / self.cfg.sample_rate
+        frames = self._frames_tensor(video, centre).to(self.device)
+        logits = self.model.pixel_logits(features.log_mix_mag, frames)
+        return self.model.activate(logits)[0], features
+
+    def cells(self, region: Region, grid: tuple[int, int], video: Video) -> np.ndarray:
+        """Boolean (h, w) selection of the grid cells of a region (at least one cell)."""
+        h, w = grid
+        cell_x = (np.arange(w) + 0.5) * video.width / w
+        cell_y = (np.arange(h) + 0.5) * video.height / h
+        if isinstance(region, Box):
+            inside = np.outer((cell_y >= region.y0) & (cell_y < region.y1), (cell_x >= region.x0) & (cell_x < region.x1))
+            if inside.any():
+                return inside
+            region = Point((region.x0 + region.x1) / 2, (region.y0 + region.y1) / 2)
+        if not (0 <= region.x < video.width and 0 <= region.y < video.height):
+            raise AvsepError(f"point ({region.x:g}, {region.y:g}) is outside the {video.width}x{video.height} frame")
+        selected = np.zeros((h, w), dtype=bool)
+        selected[min(h - 1, int(region.y * h / video.height)), min(w - 1, int(region.x * w / video.width))] = True
+        return selected
+
+    # --- public API ---------------------------------------------------------------------
+    def separate(self, video: str | Path | Video, regions: Sequence[Region]) -> Separation:
+        """The sound of each region of a video, as (n,) waveforms."""
+        if not regions:
+            raise AvsepError("give at least one region (a point or a box) to separate")
+        video = video if isinstance(video, Video) else self.load_video(video)
+        outputs = [[] for _ in regions]
+        for start in self._starts(video):
+            masks, features = self.pixel_masks(video, start)
+            grid = tuple(masks.shape[:2])
+            region_masks = torch.stack([masks[torch.from_numpy(self.cells(r, grid, video))].mean(dim=0)
+                                        for r in regions])
+            audio = masks_to_audio(region_masks.unsqueeze(0), features.mix_spec, self.cfg, self.cfg.audio_len)[0]
+            for out, waveform in zip(outputs, audio.cpu().numpy()):
+                out.append(waveform)
+        total = len(video.audio)
+        sources = [np.concatenate(parts)[:total].astype(np.float32) for parts in outputs]
+        return Separation(video.audio, sources, list(regions), self.cfg.sample_rate)
+
+    def localize(self, video: str | Path | Video) -> Localization:
+        """Per clip, the share of the mixture's energy that each cell's mask keeps: (clips, h, w)."""
+        video = video if isinstance(video, Video) else self.load_video(video)
+        heatmaps, times, frames = [], [], []
+        for start in self._starts(video):
+            masks, features = self.pixel_masks(video, start)
+            energy = features.mix_mag[0, 0] ** 2
+            heatmaps.append(((masks * energy).sum(dim=(-2, -1)) / energy.sum().clamp_min(1e-12)).cpu().numpy())
+            times.append(start / self.cfg.sample_rate)
+            centre = (start + self.cfg.audio_len / 2) / self.cfg.sample_rate
+            frames.append(video.frames[min(len(video.frames) - 1, int(centre * self.cfg.frame_rate))])
+        return Localization(np.stack(heatmaps), np.array(times), frames)
+
+
+# --- command line -------------------------------------------------------------------------
+
+def _numbers(text: str, count: int, what: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != count:
+        raise AvsepError(f"--{what} {text!r}: expected {count} comma-separated numbers")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("video", type=Path, help="the video to separate")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint from `avsep train`")
+    parser.add_argument("--point", action="append", default=[], metavar="X,Y", help="a pixel of the source (repeatable)")
+    parser.add_argument("--box", action="append", default=[], metavar="X0,Y0,X1,Y1", help="a box around the source (repeatable)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the wavs (and heatmap)")
+    parser.add_argument("--heatmap", action="store_true", help="also write heatmap.png of where the sound comes from")
+    parser.add_argument("--device", default="cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    regions: list[Region] = [Point(*_numbers(p, 2, "point")) for p in args.point]
+    regions += [Box(*_numbers(b, 4, "box")) for b in args.box]
+    if not regions:
+        raise AvsepError("give at least one --point X,Y or --box X0,Y0,X1,Y1")
+    if not args.video.is_file():
+        raise AvsepError(f"{args.video}: video not found")
+    separator = Separator(args.checkpoint, args.device)
+    video = separator.load_video(args.video)
+    result = separator.separate(video, regions)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_wav(args.out / "mixture.wav", result.mixture, result.sample_rate)
+    for i, (region, source) in enumerate(zip(regions, result.sources), 1):
+        path = args.out / f"region{i}.wav"
+        write_wav(path, source, result.sample_rate)
+        print(f"{region} -> {path}")
+    if args.heatmap:
+        from .images import heatmap_overlay, save_png
+
+        loc = separator.localize(video)
+        middle = len(loc.frames) // 2
+        save_png(heatmap_overlay(loc.frames[middle], loc.heatmaps[middle] / max(loc.heatmaps[middle].max(), 1e-6)),
+                 args.out / "heatmap.png")
+        print(f"heatmap -> {args.out / 'heatmap.png'}")
+    return 0
