@@ -22,7 +22,8 @@ FORMAT = "avsep-checkpoint-1"
 def versions() -> dict[str, str]:
     import torchvision
 
-    return {"avsep": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+    # str(): torch.__version__ is a TorchVersion object, which weights_only loading refuses.
+    return {"avsep": __version__, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
             "python": platform.python_version()}
 
 

@@ -81,14 +81,14 @@ def _resized_size(width: int, height: int, short_side: Optional[int]) -> Tuple[i
 
 
 def _to_image(frame: Any, short_side: Optional[int]) -> Image.Image:
-    image = frame.to_image()  # RGB
-    size = _resized_size(image.width, image.height, short_side)
-    if size != image.size:
-        # PIL's BILINEAR is an antialiased (area-aware) filter; reducing_gap=3 first shrinks by an
-        # integer box factor, which Pillow documents as indistinguishable from a full resize.
-        # Measured 2-3x faster than LANCZOS, with no visible difference at 256 pixels.
-        image = image.resize(size, Image.BILINEAR, reducing_gap=3.0)
-    return image
+    """Convert a decoded frame to an RGB image whose shorter side is ``short_side``."""
+    width, height = _resized_size(frame.width, frame.height, short_side)
+    # One swscale pass converts YUV to RGB and resizes: about 3x faster for 720p sources than
+    # converting at full size and resizing with PIL. AREA (box averaging) is the right filter
+    # to shrink without aliasing; BILINEAR for the rare source smaller than the target.
+    shrink = width * height <= frame.width * frame.height
+    return frame.reformat(width=width, height=height, format="rgb24",
+                          interpolation="AREA" if shrink else "BILINEAR").to_image()
 
 
 def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,

@@ -69,7 +69,7 @@ def write_report(out_dir: str | os.PathLike, title: str, summary_rows: list[dict
             simply not shown.
     """
     out_dir = Path(out_dir)
-    # Image encoding and file writes release the GIL, so threads give a real speed-up.
+    # Image encoding and file writes release the GIL, so items can overlap on several cores.
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         sections = list(pool.map(_render_item, repeat(out_dir), range(len(items)), items))
     page = "\n".join([
@@ -202,23 +202,27 @@ def _render_item(root: Path, index: int, item: dict[str, Any]) -> str:
 
 def _source_row(assets: _Assets, k: int, source: dict[str, Any],
                 metrics: dict[str, Any] | None) -> str:
+    """One table row: label, frame thumbnails, metrics, then ground truth vs prediction."""
     label = str(source.get("label", f"source {k}"))
     frames = [assets.jpg(f"src{k}_frame{i}", f) for i, f in enumerate(source.get("frames") or [])]
-    gt = _media("", assets.wav(f"src{k}_gt", source.get("gt_audio")),
-                assets.png(f"src{k}_gt_spec", _maybe(spectrogram_image, source.get("gt_mag"))),
-                f"{label} ground-truth spectrogram")
-    pred = _media("", assets.wav(f"src{k}_pred", source.get("pred_audio")),
-                  assets.png(f"src{k}_pred_spec", _maybe(spectrogram_image, source.get("pred_mag"))),
-                  f"{label} predicted spectrogram")
-    gt_mask = _media("", None, assets.png(f"src{k}_gt_mask", _maybe(mask_image, source.get("gt_mask"))),
-                     f"{label} ground-truth mask")
-    pred_mask = _media("", None, assets.png(f"src{k}_pred_mask",
-                                            _maybe(mask_image, source.get("pred_mask"))),
-                       f"{label} predicted mask")
-    thumbs = "".join(f'<img src="{_esc(u)}" alt="{_esc(label)} frame {i}">' for i, u in enumerate(frames))
+    thumbs = "".join(f'<img src="{_esc(url)}" alt="{_esc(label)} frame {i}">'
+                     for i, url in enumerate(frames))
+    gt_media, gt_mask = _role_cells(assets, k, source, label, "gt")
+    pred_media, pred_mask = _role_cells(assets, k, source, label, "pred")
     return (f"<tr><td><strong>{_esc(label)}</strong></td>"
             f'<td class="frames">{thumbs}</td><td>{_metrics_table(metrics)}</td>'
-            f"<td>{gt}</td><td>{pred}</td><td>{gt_mask}</td><td>{pred_mask}</td></tr>")
+            f"<td>{gt_media}</td><td>{pred_media}</td><td>{gt_mask}</td><td>{pred_mask}</td></tr>")
+
+
+def _role_cells(assets: _Assets, k: int, source: dict[str, Any], label: str,
+                role: str) -> tuple[str, str]:
+    """(player + spectrogram, mask) cell contents of source ``k`` for role "gt" or "pred"."""
+    stem = f"src{k}_{role}"
+    text = f"{label} {'ground-truth' if role == 'gt' else 'predicted'}"
+    audio = assets.wav(stem, source.get(f"{role}_audio"))
+    spec = assets.png(f"{stem}_spec", _maybe(spectrogram_image, source.get(f"{role}_mag")))
+    mask = assets.png(f"{stem}_mask", _maybe(mask_image, source.get(f"{role}_mask")))
+    return _media("", audio, spec, f"{text} spectrogram"), _media("", None, mask, f"{text} mask")
 
 
 def _media(caption: str, audio_url: str | None, image_url: str | None, alt: str) -> str:

@@ -35,7 +35,6 @@ class Route:
     fail: list = field(default_factory=list)  # [(status, headers)] answered to the first requests, in order
     cut: int = 0                              # full-body GETs to cut half way
     rate: Optional[float] = None              # bytes per second, None = as fast as possible
-    requests: int = 0                         # requests seen (all methods)
 
 
 @dataclass
@@ -102,16 +101,13 @@ class FakeYouTube:
         with self.lock:
             route = self.routes.get(name)
             if route is None:
-                status, plan = 404, (404, {}, b"not found", None, None)
+                plan = (404, {}, b"not found", None, None)
+            elif route.fail:
+                code, headers = route.fail.pop(0)
+                plan = (code, dict(headers), f"error {code}".encode(), None, None)
             else:
-                route.requests += 1
-                if route.fail:
-                    code, headers = route.fail.pop(0)
-                    plan = (code, dict(headers), f"error {code}".encode(), None, None)
-                else:
-                    plan = _serve(route, method, range_header)
-                status = plan[0]
-            self.hits.append(Hit(name, method, status, time.monotonic(), range_header))
+                plan = _serve(route, method, range_header)
+            self.hits.append(Hit(name, method, plan[0], time.monotonic(), range_header))
             return plan
 
 

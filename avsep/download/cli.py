@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from ..errors import AvsepError
@@ -14,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", metavar="DATASET", choices=DATASETS,
                         help="music (MUSIC JSON), vggsound (VGGSound CSV) or urls (CSV of url,label[,start,duration])")
     parser.add_argument("index", metavar="INDEX", help="the dataset's index file")
-    parser.add_argument("out", metavar="OUT", help="output folder: OUT/<label>/<name>.mp4, ready for 'avsep preprocess'")
+    parser.add_argument("out", metavar="OUT",
+                        help="output folder: OUT/<label>/<name>.mp4, ready for 'avsep preprocess'")
     pick = parser.add_argument_group("selection")
     pick.add_argument("--classes", nargs="+", action="extend", metavar="LABEL",
                       help="only these labels (as in the index, or as folder names); repeatable")
@@ -94,15 +94,12 @@ def make_options(args: argparse.Namespace) -> Options:
     cookies = Path(args.cookies) if args.cookies else None
     if cookies and not cookies.is_file():
         raise AvsepError(f"--cookies {cookies}: no such file")
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise AvsepError("ffmpeg not found on PATH: yt-dlp needs it to merge, cut and convert (apt install ffmpeg)")
     return Options(workers=args.workers, max_height=args.max_height, cookies=cookies,
                    rate_limit=_rate(args.rate_limit), sleep=args.sleep, retries=args.retries, backoff=args.backoff,
                    max_wait=args.max_wait, slowdown_after=max(1, args.slowdown_after),
                    slowdown_pause=args.slowdown_pause, socket_timeout=args.socket_timeout,
                    retry_failed=args.retry_failed, shard=parse_shard(args.shard) if args.shard else (1, 1),
-                   ffmpeg=ffmpeg, progress=not args.no_progress)
+                   progress=not args.no_progress)
 
 
 def _rate(text: str | None) -> int | None:

@@ -40,7 +40,9 @@ def ytdlp_params(item: Item, folder: Path, options: Options) -> dict[str, Any]:
         "format": "bv*+ba/b",
         "format_sort": [f"res:{height}", "vcodec:h264", "acodec:aac", "ext:mp4:m4a"],
         "merge_output_format": "mp4",
-        "outtmpl": {"default": str(folder / "media.%(ext)s")},
+        # The folder goes in `paths`, which yt-dlp does not expand as a template (OUT may contain '%').
+        "paths": {"home": str(folder)},
+        "outtmpl": {"default": "media.%(ext)s"},
         "noplaylist": True,
         "overwrites": True,
         "continuedl": False,
@@ -52,8 +54,9 @@ def ytdlp_params(item: Item, folder: Path, options: Options) -> dict[str, Any]:
         "no_warnings": True,
         "noprogress": True,
         "logger": _YtdlpLogger(),
-        "ffmpeg_location": options.ffmpeg,
     }
+    if options.ffmpeg:
+        params["ffmpeg_location"] = options.ffmpeg
     if options.rate_limit:
         params["ratelimit"] = options.rate_limit
     if options.cookies:

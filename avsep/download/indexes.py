@@ -78,8 +78,7 @@ def load_index(dataset: str, path: str | Path, url_template: str = YOUTUBE_URL,
     path = Path(path)
     if dataset not in DATASETS:
         raise AvsepError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
-    if "{id}" not in url_template:
-        raise AvsepError(f"--url-template {url_template!r} has no {{id}} placeholder")
+    _check_template(url_template)
     if not path.is_file():
         raise AvsepError(f"index file {path} does not exist")
     try:
@@ -95,6 +94,15 @@ def load_index(dataset: str, path: str | Path, url_template: str = YOUTUBE_URL,
     if not items:
         raise AvsepError(f"index file {path} lists no videos")
     return _dedupe(items)
+
+
+def _check_template(url_template: str) -> None:
+    try:
+        ok = "{id}" in url_template and url_template.format(id="x") != url_template
+    except (KeyError, IndexError, ValueError):
+        ok = False
+    if not ok:
+        raise AvsepError(f"--url-template {url_template!r} must contain {{id}} and no other {{...}} field")
 
 
 def parse_music(text: str, path: Path, url_template: str = YOUTUBE_URL) -> list[Item]:
@@ -118,7 +126,8 @@ def parse_vggsound(text: str, path: Path, url_template: str = YOUTUBE_URL,
     items = []
     for line_no, row in _csv_rows(text):
         if len(row) != 4:
-            raise AvsepError(f"{path}:{line_no}: expected 4 columns youtube_id,start_seconds,label,split, got {len(row)}")
+            raise AvsepError(f"{path}:{line_no}: expected 4 columns youtube_id,start_seconds,label,split, "
+                             f"got {len(row)}")
         vid, start, label, split = (field.strip() for field in row)
         if not _YOUTUBE_ID.fullmatch(vid):
             raise AvsepError(f"{path}:{line_no}: {vid!r} is not a YouTube id")
@@ -134,7 +143,8 @@ def parse_urls(text: str, path: Path) -> list[Item]:
         if line_no == 1 and row and row[0].strip().lower() == "url":
             continue  # an optional header
         if not 2 <= len(row) <= 4:
-            raise AvsepError(f"{path}:{line_no}: expected url,label[,start_seconds,duration_seconds], got {len(row)} columns")
+            raise AvsepError(f"{path}:{line_no}: expected url,label[,start_seconds,duration_seconds], "
+                             f"got {len(row)} columns")
         url, label = row[0].strip(), row[1].strip()
         if not re.match(r"^[a-z][a-z0-9+.-]*://", url, re.I):
             raise AvsepError(f"{path}:{line_no}: {url!r} is not a full URL (http://... or https://...)")
@@ -196,7 +206,7 @@ def _url_stem(url: str) -> str:
 
 
 def _dedupe(items: list[Item]) -> list[Item]:
-    """Drop exact repeats of an output path, keeping the first (the VGGSound CSVs repeat a few rows)."""
+    """Drop repeats of an output path (an id listed twice under one label), keeping the first."""
     seen, unique = set(), []
     for item in items:
         if item.key not in seen:

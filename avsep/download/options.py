@@ -21,5 +21,5 @@ class Options:
     socket_timeout: float = 30.0
     retry_failed: bool = False         # try permanent failures of earlier runs again
     shard: tuple[int, int] = (1, 1)    # (I, N): this machine's part of the list
-    ffmpeg: str = "ffmpeg"
+    ffmpeg: Optional[str] = None       # ffmpeg binary; None: the one on PATH
     progress: bool = True

@@ -42,9 +42,9 @@ class Progress:
         self.counts[record["status"]] += 1
         if self._bar is not None:
             finished = sum(self.counts.values())
-            self._bar.set_postfix(done=self.counts["done"], failed=self.counts["failed"],
-                                  retry_later=self.counts["transient"], remaining=self.total - finished,
-                                  refresh=False)
+            self._bar.set_postfix_str(f"done={self.counts['done']} failed={self.counts['failed']} "
+                                      f"retry-later={self.counts['transient']} remaining={self.total - finished}",
+                                      refresh=False)
             self._bar.update(1)
 
 

@@ -12,6 +12,7 @@ Crash safety comes from three rules:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -21,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 from ..errors import AvsepError
 from ..utils import Ledger
@@ -31,6 +32,9 @@ from .indexes import Item
 from .media import check_playable, to_mp4
 from .options import Options
 from .throttle import Backoff, Throttle
+
+if TYPE_CHECKING:
+    from .report import Summary
 
 log = logging.getLogger("avsep")
 
@@ -129,7 +133,7 @@ def process(item: Item, ctx: Context) -> dict[str, Any]:
 def _fetch_verified(item: Item, folder: Path, ctx: Context) -> int:
     shutil.rmtree(folder, ignore_errors=True)
     raw, info = fetch(item, folder, ctx.options)
-    final = to_mp4(raw, folder / "final.mp4", ctx.options.max_height, ctx.options.ffmpeg)
+    final = to_mp4(raw, folder / "final.mp4", ctx.options.max_height, ctx.options.ffmpeg or "ffmpeg")
     media = check_playable(final)
     _check_length(item, media.duration, info.get("duration"))
     dest = ctx.out / item.relpath
@@ -171,6 +175,14 @@ def _record(item: Item, status: str, reason: str, size: int, started: float, att
 
 
 # --- the whole run ----------------------------------------------------------------------------------
+
+def find_ffmpeg(configured: Optional[str] = None) -> str:
+    """The ffmpeg binary: yt-dlp needs it to merge, cut clips and convert, so check before starting."""
+    found = shutil.which(configured or "ffmpeg")
+    if found is None:
+        raise AvsepError(f"ffmpeg not found ({configured or 'not on PATH'}): install it, e.g. apt install ffmpeg")
+    return found
+
 
 def prepare(out: Path, options: Options) -> tuple[Path, contextlib.ExitStack]:
     """Create OUT, take this shard's lock and clear its stale temporary files."""
@@ -270,14 +282,15 @@ def run_items(items: Sequence[Item], ctx: Context, ledger: Ledger, on_result=Non
     return records
 
 
-def download(items: Sequence[Item], out: str | os.PathLike, options: Optional[Options] = None) -> "Summary":
+def download(items: Sequence[Item], out: str | os.PathLike, options: Optional[Options] = None) -> Summary:
     """Fetch ``items`` into ``out`` (``OUT/<label>/<name>.mp4``), resuming from earlier runs.
 
     Returns a :class:`~avsep.download.report.Summary` of this run and of everything in ``out``.
     """
-    from .report import Progress, Summary
+    from .report import Progress, Summary  # noqa: F811 (the TYPE_CHECKING import is for annotations only)
 
-    options = options or Options()
+    options = dataclasses.replace(options or Options())
+    options.ffmpeg = find_ffmpeg(options.ffmpeg)
     out = Path(out)
     tmp, lock = prepare(out, options)
     with lock:
@@ -290,7 +303,7 @@ def download(items: Sequence[Item], out: str | os.PathLike, options: Optional[Op
                  " (skipped; --retry-failed tries them again)" if plan.failed else "", len(todo), options.workers)
         stop = threading.Event()
         throttle = Throttle(options.sleep, options.slowdown_after, options.slowdown_pause, options.max_wait, stop)
-        backoff = Backoff(options.backoff, options.max_wait, options.retries)
+        backoff = Backoff(options.backoff, options.max_wait)
         ctx = Context(out, tmp, options, throttle, backoff)
         with Progress(len(todo), enabled=options.progress) as progress:
             try:

@@ -19,13 +19,13 @@ log = logging.getLogger("avsep")
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff with jitter, bounded by ``max_retries`` and ``max_wait``."""
+    """Exponential backoff with jitter, each wait capped at ``max_wait`` (the runner bounds the retries)."""
 
     base: float = 2.0        # seconds before the first retry
     max_wait: float = 300.0  # no single wait is longer than this
-    max_retries: int = 5     # retries per item and run, after the first attempt
 
-    def delay(self, attempt: int, retry_after: Optional[float] = None, rng: Callable[[], float] = random.random) -> float:
+    def delay(self, attempt: int, retry_after: Optional[float] = None,
+              rng: Callable[[], float] = random.random) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (0-based).
 
         A server's Retry-After is a floor (waiting less just earns another 429); jitter is added
