@@ -44,6 +44,7 @@ class Hit:
     status: int
     time: float
     range: Optional[str]
+    cookie: Optional[str] = None
 
 
 class FakeYouTube:
@@ -96,7 +97,7 @@ class FakeYouTube:
             return [h for h in self.hits if h.path == name]
 
     # --- request handling (called from server threads) --------------------------------------
-    def _plan(self, name: str, method: str, range_header: Optional[str]):
+    def _plan(self, name: str, method: str, range_header: Optional[str], cookie: Optional[str] = None):
         """Decide the response under the lock: (status, headers, body, cut_at, rate)."""
         with self.lock:
             route = self.routes.get(name)
@@ -107,7 +108,7 @@ class FakeYouTube:
                 plan = (code, dict(headers), f"error {code}".encode(), None, None)
             else:
                 plan = _serve(route, method, range_header)
-            self.hits.append(Hit(name, method, plan[0], time.monotonic(), range_header))
+            self.hits.append(Hit(name, method, plan[0], time.monotonic(), range_header, cookie))
             return plan
 
 
@@ -148,7 +149,8 @@ def _handler_for(fake: FakeYouTube):
 
         def _respond(self, method: str) -> None:
             name = self.path.split("?", 1)[0].lstrip("/")
-            status, headers, body, cut_at, rate = fake._plan(name, method, self.headers.get("Range"))
+            status, headers, body, cut_at, rate = fake._plan(name, method, self.headers.get("Range"),
+                                                             self.headers.get("Cookie"))
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)

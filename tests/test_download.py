@@ -28,6 +28,7 @@ from avsep.download.indexes import limit, parse_shard
 from avsep.download.runner import prepare, read_state
 from avsep.download.throttle import Backoff, Throttle
 from avsep.errors import AvsepError
+
 try:  # tests/ may or may not be a package
     from .fake_youtube import FakeYouTube, Route, make_video
 except ImportError:
@@ -63,6 +64,12 @@ def decodes(path: Path) -> bool:
 def videos_in(out: Path) -> list[Path]:
     """Every file that `avsep preprocess` would read: OUT/<label>/<file>, hidden ones excluded."""
     return sorted(p for p in out.glob("*/*") if not p.parent.name.startswith(".") and not p.name.startswith("."))
+
+
+def everything_but_work_in_progress(out: Path) -> list[Path]:
+    """All files in OUT except the hidden .tmp folder and the ledgers."""
+    return [p for p in out.rglob("*") if p.is_file() and ".tmp" not in p.relative_to(out).parts
+            and not p.name.startswith("download")]
 
 
 def ledger(out: Path) -> dict[str, dict]:
@@ -271,7 +278,8 @@ def test_ytdlp_params_cut_clips_on_download():
     params = ytdlp_params(clip, Path("/tmp/x"), Options(max_height=240, rate_limit=1000, cookies=Path("c.txt")))
     assert params["download_ranges"] == download_range_func(None, [(30, 40)])
     assert params["force_keyframes_at_cuts"] and params["format_sort"][0] == "res:240"
-    assert params["ratelimit"] == 1000 and params["cookiefile"] == "c.txt" and params["retries"] == 0
+    assert params["ratelimit"] == 1000 and params["retries"] == 0
+    assert params["cookiefile"] == "/tmp/x/cookies.txt"  # a private copy: yt-dlp rewrites it on closing
     whole = ytdlp_params(Item(name="abc", label="dog", url="u"), Path("/tmp/x"), Options())
     assert "download_ranges" not in whole and whole["merge_output_format"] == "mp4"
 
@@ -375,14 +383,29 @@ def test_many_429s_in_a_row_slow_every_worker_down(tmp_path, server, media, capl
     for name in names:
         server.add(f"{name}.mp4", Route(media["small"], fail=[(429, {})]))
     items = load_index("music", music_index(tmp_path / "m.json", {"drum": names}), server.template)
-    options = Options(**{**FAST, "workers": 4, "slowdown_after": 3, "slowdown_pause": 0.5})
+    options = Options(**{**FAST, "workers": 4, "slowdown_after": 3, "slowdown_pause": 1.0})
     with caplog.at_level("WARNING", logger="avsep"):
         summary = download(items, tmp_path / "out", options)
     assert summary.overall["done"] == 4
-    assert "pausing all workers" in caplog.text
-    retries = sorted(h.time for n in names for h in server.hits_for(f"{n}.mp4")[1:2])
-    first_429 = min(h.time for n in names for h in server.hits_for(f"{n}.mp4")[:1])
-    assert retries[0] - first_429 >= 0.4  # nobody came back before the global pause was over
+    assert "pausing all workers for 1 s" in caplog.text
+    # Without the pause, retries come back after 0.05-0.1 s; with it the server gets a quiet second.
+    times = sorted(h.time for h in server.hits)
+    assert max(b - a for a, b in zip(times, times[1:])) >= 0.8
+
+
+def test_cookies_are_sent_and_the_file_is_left_alone(tmp_path, server, media):
+    names = ["ck1", "ck2", "ck3"]
+    for name in names:
+        server.add(f"{name}.mp4", Route(media["small"]))
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\tsecret42\n")
+    before = cookies.read_bytes()
+    items = load_index("music", music_index(tmp_path / "m.json", {"harp": names}), server.template)
+    download(items, tmp_path / "out", Options(**FAST, cookies=cookies))
+    assert {r["status"] for r in ledger(tmp_path / "out").values()} == {"done"}
+    assert all(h.cookie and "session=secret42" in h.cookie for h in server.hits)
+    assert cookies.read_bytes() == before  # yt-dlp rewrote a private copy, never the user's file
+    assert not list((tmp_path / "out").rglob("cookies*"))
 
 
 def test_one_run_per_out_and_shard(tmp_path):
@@ -415,14 +438,15 @@ def test_kill_9_mid_download_then_rerun_completes(tmp_path, server, media):
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         # Whatever the moment, OUT holds only complete videos; partial work is hidden in .tmp.
-        assert all(decodes(p) and p.suffix == ".mp4" for p in videos_in(out))
+        assert all(decodes(p) and p.suffix == ".mp4" for p in everything_but_work_in_progress(out))
 
     for route in routes:
         route.rate = None
     result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=120)
     assert result.returncode == 0, result.stderr
     assert {r["status"] for r in ledger(out).values()} == {"done"} and len(ledger(out)) == 4
-    assert len(videos_in(out)) == 4 and all(decodes(p) for p in videos_in(out))
+    assert len(everything_but_work_in_progress(out)) == 4
+    assert all(decodes(p) for p in everything_but_work_in_progress(out))
     assert not [p for p in (out / ".tmp").rglob("*") if p.is_file() and not p.name.endswith(".lock")]
 
 

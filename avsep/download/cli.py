@@ -22,18 +22,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pick.add_argument("--limit", type=int, metavar="N", help="at most N videos, round-robin over labels")
     pick.add_argument("--shard", metavar="I/N", help="only shard I of N (1 <= I <= N), e.g. one per machine")
     fetch = parser.add_argument_group("fetching")
-    fetch.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
-    fetch.add_argument("--max-height", type=int, default=360, help="at most this many lines (default 360)")
-    fetch.add_argument("--url-template", default=None,
+    fetch.add_argument("--workers", type=int, default=4, metavar="N", help="parallel downloads (default 4)")
+    fetch.add_argument("--max-height", type=int, default=360, metavar="LINES", help="at most this many lines (default 360)")
+    fetch.add_argument("--url-template", default=None, metavar="URL",
                        help=f"URL of an id, with {{id}} (default {YOUTUBE_URL}); e.g. a mirror")
     fetch.add_argument("--cookies", metavar="FILE", help="Netscape cookies.txt for YouTube (see docs/datasets.md)")
     fetch.add_argument("--rate-limit", metavar="RATE", help="bytes per second per worker, e.g. 500K or 2M")
     fetch.add_argument("--sleep", type=float, default=0.0, metavar="SECONDS",
                        help="each worker waits this long (+-25%%) between downloads")
-    fetch.add_argument("--clip-seconds", type=float, default=VGGSOUND_CLIP_SECONDS,
+    fetch.add_argument("--clip-seconds", type=float, default=VGGSOUND_CLIP_SECONDS, metavar="SECONDS",
                        help="VGGSound clip length from start_seconds (default 10)")
     fail = parser.add_argument_group("failures")
-    fail.add_argument("--retries", type=int, default=5, help="retries of a transient failure (default 5)")
+    fail.add_argument("--retries", type=int, default=5, metavar="N", help="retries of a transient failure (default 5)")
     fail.add_argument("--backoff", type=float, default=2.0, metavar="SECONDS",
                       help="first retry wait, doubling with jitter (default 2)")
     fail.add_argument("--max-wait", type=float, default=300.0, metavar="SECONDS",
@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="429s or bot checks in a row that pause all workers (default 3)")
     fail.add_argument("--slowdown-pause", type=float, default=60.0, metavar="SECONDS",
                       help="first global pause, doubling on each repeat (default 60)")
-    fail.add_argument("--socket-timeout", type=float, default=30.0, metavar="SECONDS")
+    fail.add_argument("--socket-timeout", type=float, default=30.0, metavar="SECONDS",
+                      help="give up on a silent connection after this long (default 30)")
     fail.add_argument("--retry-failed", action="store_true", help="try permanent failures of earlier runs again")
     parser.add_argument("--dry-run", action="store_true", help="list what would be fetched; no network access")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -9,6 +9,8 @@ of the stream instead of the whole video.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any, Optional
 
@@ -16,6 +18,7 @@ from .indexes import Item
 from .options import Options
 
 log = logging.getLogger("avsep.download")
+COOKIES = "cookies.txt"
 
 
 class _YtdlpLogger:
@@ -60,7 +63,9 @@ def ytdlp_params(item: Item, folder: Path, options: Options) -> dict[str, Any]:
     if options.rate_limit:
         params["ratelimit"] = options.rate_limit
     if options.cookies:
-        params["cookiefile"] = str(options.cookies)
+        # A private copy: yt-dlp rewrites its cookie file when it closes, and workers writing the
+        # user's file at the same time could tear it (see fetch()).
+        params["cookiefile"] = str(folder / COOKIES)
     if item.start is not None:
         end = item.start + item.duration if item.duration else float("inf")
         params["download_ranges"] = download_range_func(None, [(item.start, end)])
@@ -76,6 +81,9 @@ def fetch(item: Item, folder: Path, options: Options) -> tuple[Path, dict[str, A
     import yt_dlp
 
     folder.mkdir(parents=True, exist_ok=True)
+    if options.cookies:
+        shutil.copyfile(options.cookies, folder / COOKIES)
+        os.chmod(folder / COOKIES, 0o600)  # they are credentials
     with yt_dlp.YoutubeDL(ytdlp_params(item, folder, options)) as ydl:
         info = ydl.extract_info(item.url, download=True)
     path = _downloaded_file(info, folder)

@@ -95,6 +95,6 @@ class Throttle:
             pause = min(self.pause * 2 ** (self.trips - 1), self.max_wait)
             self.paused_until = max(self.paused_until, self.clock() + pause)
             self.interval = min(max(self.interval * 2, self.sleep, self.pause / 10), self.max_wait)
-        log.warning("%d %s errors in a row: pausing all workers for %.0f s, then one request every %.1f s. "
+        log.warning("%d %s errors in a row: pausing all workers for %.3g s, then one request every %.2g s. "
                     "Consider --cookies, a lower --workers or a longer --sleep.", self.threshold, reason, pause,
                     self.interval)
