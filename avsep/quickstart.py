@@ -76,7 +76,7 @@ def separate_duet(checkpoint: Path, duet: dict, out_dir: Path) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_tools import make_duets, make_solo_collection
+    from data_tools import load_duets, make_duets, make_solo_collection
 
     from .evaluate import evaluate, format_table
     from .preprocess import preprocess
@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     _stage("1/5 generating solo and duet videos")
     make_solo_collection(work / "videos", labels=args.labels, videos_per_label=args.per_label, seed=args.seed,
                          workers=args.workers)
-    duets = make_duets(work / "duets", pairs=None, count=2, seed=args.seed + 100)
+    make_duets(work / "duets", pairs=None, count=2, seed=args.seed + 100)
+    duets = load_duets(work / "duets")  # the manifest with absolute paths
 
     _stage("2/5 preprocessing")
     preprocess(work / "videos", work / "data", workers=args.workers, val_frac=0.15, test_frac=0.25, seed=args.seed)

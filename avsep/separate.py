@@ -7,8 +7,9 @@ The Python API follows demucs::
     result = sep.separate("duet.mp4", [Box(0, 0, 256, 256), Point(400, 120)])
     result.sources[0]          # (n,) float32 waveform of the first region
 
-A region's sound is the mixture filtered by the average of the per-pixel masks of the grid
-cells inside it. The whole frame is given to the vision network (resized, not cropped), so
+A box's sound is the mixture filtered by the mask of the grid cells inside it: by default the
+mask of their max-pooled visual vector (as in training), or the average of their per-pixel
+masks (``pool="mean"``). The whole frame is given to the vision network (resized, not cropped), so
 every pixel of the video has a cell. Videos longer than a clip are processed clip by clip.
 """
 from __future__ import annotations
@@ -139,13 +140,18 @@ class Separator:
 
     # --- per-pixel masks ----------------------------------------------------------------
     @torch.no_grad()
-    def pixel_masks(self, video: Video, start: int) -> tuple[torch.Tensor, object]:
-        """Masks of every grid cell for the clip starting at ``start``: (h, w, F, T), and its features."""
+    def clip_features(self, video: Video, start: int):
+        """Visual grid (K, h, w), audio features (1, K, F, T) and mixture features of one clip."""
         features = mixture_features(self._clip(video, start), self.cfg)
         centre = (start + self.cfg.audio_len / 2) / self.cfg.sample_rate
-        frames = self._frames_tensor(video, centre).to(self.device)
-        logits = self.model.pixel_logits(features.log_mix_mag, frames)
-        return self.model.activate(logits)[0], features
+        grid = self.model.visual_grid(self._frames_tensor(video, centre).to(self.device))[0]
+        return grid, self.model.sound_features(features.log_mix_mag), features
+
+    @torch.no_grad()
+    def pixel_masks(self, video: Video, start: int) -> tuple[torch.Tensor, object]:
+        """Masks of every grid cell for the clip starting at ``start``: (h, w, F, T), and its features."""
+        grid, sound, features = self.clip_features(video, start)
+        return self.model.activate(self.model.synthesizer.per_pixel(grid[None], sound))[0], features
 
     def cells(self, region: Region, grid: tuple[int, int], video: Video) -> np.ndarray:
         """Boolean (h, w) selection of the grid cells of a region (at least one cell)."""
@@ -163,19 +169,41 @@ class Separator:
         selected[min(h - 1, int(region.y * h / video.height)), min(w - 1, int(region.x * w / video.width))] = True
         return selected
 
+    def region_mask(self, grid: torch.Tensor, sound: torch.Tensor, cells: np.ndarray, pool: str) -> torch.Tensor:
+        """The mask (F, T) of the cells selected in ``grid`` (K, h, w).
+
+        ``pool="max"`` max-pools the cells' visual vectors, as training does over the whole frame;
+        ``pool="mean"`` averages the cells' masks.
+        """
+        vectors = grid[:, torch.from_numpy(cells)].T  # (cells, K)
+        if pool == "max":
+            return self.model.activate(self.model.synthesizer(vectors.amax(dim=0, keepdim=True), sound))[0]
+        logits = self.model.synthesizer(vectors, sound.expand(len(vectors), -1, -1, -1))
+        return self.model.activate(logits).mean(dim=0)
+
     # --- public API ---------------------------------------------------------------------
-    def separate(self, video: str | Path | Video, regions: Sequence[Region]) -> Separation:
-        """The sound of each region of a video, as (n,) waveforms."""
+    @torch.no_grad()
+    def separate(self, video: str | Path | Video, regions: Sequence[Region], pool: str = "max") -> Separation:
+        """The sound of each region of a video, as (n,) waveforms.
+
+        Args:
+            video: a path, or a :class:`Video` from :meth:`load_video`.
+            regions: points and boxes in pixels of the video frame.
+            pool: how the grid cells of a box are combined: ``max`` (default) max-pools their
+                visual vectors, like training; ``mean`` averages their masks. See
+                docs/architecture.md for how the two compare.
+        """
         if not regions:
             raise AvsepError("give at least one region (a point or a box) to separate")
+        if pool not in ("max", "mean"):
+            raise AvsepError(f"pool={pool!r}: choose max or mean")
         video = video if isinstance(video, Video) else self.load_video(video)
-        outputs = [[] for _ in regions]
+        outputs: list[list[np.ndarray]] = [[] for _ in regions]
         for start in self._starts(video):
-            masks, features = self.pixel_masks(video, start)
-            grid = tuple(masks.shape[:2])
-            region_masks = torch.stack([masks[torch.from_numpy(self.cells(r, grid, video))].mean(dim=0)
-                                        for r in regions])
-            audio = masks_to_audio(region_masks.unsqueeze(0), features.mix_spec, self.cfg, self.cfg.audio_len)[0]
+            grid, sound, features = self.clip_features(video, start)
+            cells = [self.cells(r, tuple(grid.shape[1:]), video) for r in regions]
+            masks = torch.stack([self.region_mask(grid, sound, c, pool) for c in cells])
+            audio = masks_to_audio(masks.unsqueeze(0), features.mix_spec, self.cfg, self.cfg.audio_len)[0]
             for out, waveform in zip(outputs, audio.cpu().numpy()):
                 out.append(waveform)
         total = len(video.audio)
@@ -214,6 +242,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--point", action="append", default=[], metavar="X,Y", help="a pixel of the source (repeatable)")
     parser.add_argument("--box", action="append", default=[], metavar="X0,Y0,X1,Y1", help="a box around the source (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the wavs (and heatmap)")
+    parser.add_argument("--pool", choices=["max", "mean"], default="max",
+                        help="combine a box's cells by max-pooling their visual vectors (default) or averaging their masks")
     parser.add_argument("--heatmap", action="store_true", help="also write heatmap.png of where the sound comes from")
     parser.add_argument("--device", default="cpu")
 
@@ -227,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
         raise AvsepError(f"{args.video}: video not found")
     separator = Separator(args.checkpoint, args.device)
     video = separator.load_video(args.video)
-    result = separator.separate(video, regions)
+    result = separator.separate(video, regions, args.pool)
     args.out.mkdir(parents=True, exist_ok=True)
     write_wav(args.out / "mixture.wav", result.mixture, result.sample_rate)
     for i, (region, source) in enumerate(zip(regions, result.sources), 1):

@@ -110,7 +110,7 @@ def train_step(model: SoundOfPixels, batch: dict, cfg: Config, optimizer: torch.
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return float(loss)
+    return loss.item()
 
 
 class RunLog:
@@ -154,6 +154,25 @@ class RunLog:
             for key in ("loss", "samples_per_s", "val_sdr"):
                 if row.get(key) not in (None, ""):
                     self.tb.add_scalar(key, float(row[key]), row["step"])
+
+
+class ProgressBar:
+    """Steps out of the run's total, or, when the run is bounded by time, seconds out of the budget."""
+
+    def __init__(self, total_steps: int, step: int, max_minutes: float | None):
+        self.timed = bool(max_minutes)
+        self.start = time.monotonic()
+        total = round(max_minutes * 60) if self.timed else total_steps
+        self.bar = tqdm(total=total, initial=0 if self.timed else step, desc="train", dynamic_ncols=True,
+                        unit="s" if self.timed else "step", bar_format=None)
+
+    def update(self, step: int, **postfix: Any) -> None:
+        done = min(self.bar.total, round(time.monotonic() - self.start)) if self.timed else step
+        self.bar.update(done - self.bar.n)
+        self.bar.set_postfix(step=step, **postfix)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 class Trainer:
@@ -211,8 +230,7 @@ class Trainer:
         run_log = RunLog(self.run_dir, state.step)
         deadline = time.monotonic() + max_minutes * 60 if max_minutes else math.inf
         last_save = time.monotonic()
-        bar = tqdm(total=cfg.epochs * self.steps_per_epoch, initial=state.step, desc="train", unit="step",
-                   dynamic_ncols=True)
+        bar = ProgressBar(cfg.epochs * self.steps_per_epoch, state.step, max_minutes)
         self.model.train()
         stopped = False
         while state.epoch < cfg.epochs and not stopped:
@@ -230,8 +248,7 @@ class Trainer:
                 state.batch_in_epoch += 1
                 if state.batch_in_epoch == self.steps_per_epoch:
                     state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{speed:.1f}", epoch=state.epoch)
+                bar.update(state.step, loss=f"{loss:.4f}", samples_s=f"{speed:.1f}", epoch=state.epoch)
                 row = {"step": state.step, "epoch": state.epoch, "seconds": round(state.seconds, 2),
                        "loss": round(loss, 6), "samples_per_s": round(speed, 3), "val_sdr": ""}
                 stopped = now >= deadline
