@@ -143,7 +143,7 @@ def _report_item(batch: dict, out: dict, b: int, scores: dict, cfg: Config) -> d
             "gt_mask": out["targets"][b, n].numpy(), "pred_mask": out["masks"][b, n].numpy(),
             "gt_mag": out["source_mags"][b, n].numpy(), "pred_mag": (out["masks"][b, n] * out["mix_mag"][b, 0]).numpy(),
         })
-    metrics = {f"{n + 1}. {label}": {m: scores["model"][m][n] for m in ("SDR", "SIR", "SAR")}
+    metrics = {label: {m: scores["model"][m][n] for m in ("SDR", "SIR", "SAR", "SDRi")}
                for n, label in enumerate(labels)}
     return {"name": " + ".join(labels), "sample_rate": cfg.sample_rate, "metrics": metrics, "sources": sources,
             "mixture": {"audio": batch["mix"][b].numpy(), "mag": out["mix_mag"][b, 0].numpy()}}

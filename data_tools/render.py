@@ -8,7 +8,6 @@ All audio here is mono float32 in [-1, 1], shape ``[samples]``.
 from __future__ import annotations
 
 import glob
-import logging
 import os
 import shutil
 import subprocess
@@ -22,9 +21,9 @@ from scipy.io import wavfile
 from scipy.signal import lfilter
 
 from .instruments import Instrument
+from .logs import warn_once
 from .midi import Note, random_melody, write_midi
 
-log = logging.getLogger("avsep.data_tools")
 
 DEFAULT_RATE = 22050
 TARGET_RMS_DB = -20.0  # per-clip loudness before the random +-3 dB variation
@@ -36,15 +35,6 @@ SOUNDFONT_CANDIDATES = (
     "/usr/share/soundfonts/FluidR3_GM.sf2",
     "/usr/share/soundfonts/default.sf2",
 )
-_warned: set[str] = set()
-
-
-def _warn_once(key: str, message: str) -> None:
-    if key not in _warned:
-        _warned.add(key)
-        log.warning(message)
-
-
 @lru_cache(maxsize=1)
 def find_soundfont() -> str | None:
     """Path of a General MIDI soundfont (``$AVSEP_SOUNDFONT`` first), or ``None``."""
@@ -231,13 +221,13 @@ def render_clip(inst: Instrument, seconds: float, seed: int, rate: int = DEFAULT
     if backend == "auto":
         backend = "fluidsynth" if fluidsynth_available() else "numpy"
         if backend == "numpy":
-            _warn_once("numpy", "fluidsynth or a GM soundfont not found: using the numpy synthesizer")
+            warn_once("numpy", "fluidsynth or a GM soundfont not found: using the numpy synthesizer")
     audio = None
     if backend == "fluidsynth":
         try:
             audio = render_fluidsynth(notes, inst, seconds, rate)
         except (OSError, subprocess.SubprocessError) as exc:
-            _warn_once("fs-fail", f"fluidsynth failed ({exc}); using the numpy synthesizer")
+            warn_once("fs-fail", f"fluidsynth failed ({exc}); using the numpy synthesizer")
     if audio is None:
         audio = render_numpy(notes, inst, seconds, rate, seed=int(rng.integers(2**31)))
     return normalize(audio, rng)

@@ -7,7 +7,6 @@ sizes are given as ``(width, height)`` like PIL.
 """
 from __future__ import annotations
 
-import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -20,8 +19,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .instruments import Instrument
+from .logs import warn_once
 
-log = logging.getLogger("avsep.data_tools")
 
 EMOJI_FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf",
@@ -30,15 +29,6 @@ EMOJI_FONT_CANDIDATES = (
 )
 EMOJI_BITMAP_SIZE = 109  # the CBDT bitmap font has strikes at this size only
 DEFAULT_FPS = 24
-_warned: set[str] = set()
-
-
-def _warn_once(key: str, message: str) -> None:
-    if key not in _warned:
-        _warned.add(key)
-        log.warning(message)
-
-
 @lru_cache(maxsize=1)
 def emoji_font() -> ImageFont.FreeTypeFont | None:
     """The colour emoji font (``$AVSEP_EMOJI_FONT`` first), or ``None`` when not installed."""
@@ -108,7 +98,7 @@ def instrument_sprite(inst: Instrument) -> Image.Image:
     """The label's picture: its emoji when the font renders it, else ``shape_sprite``; RGBA."""
     sprite = emoji_sprite(inst.emoji)
     if sprite is None:
-        _warn_once(inst.label, f"emoji for {inst.label!r} not available: drawing a shape instead")
+        warn_once(inst.label, f"emoji for {inst.label!r} not available: drawing a shape instead")
         sprite = shape_sprite(inst)
     return sprite
 

@@ -44,6 +44,7 @@ def test_evaluate_with_oracle_and_report(tiny_dataset, untrained_checkpoint, tmp
     html = (tmp_path / "report" / "index.html").read_text()
     assert html.count("<audio") >= 2 * (1 + 2 * 2)  # mixture + gt/pred per source, for two mixtures
     assert "oracle_ibm" in html
+    assert "n/a" not in html, "every source shows its scores"
     table = format_table(summary)
     assert table.splitlines()[2].startswith("model") and "mixture" in table
 
