@@ -1,7 +1,8 @@
 """Train a Sound-of-Pixels model by mix-and-separate on a folder made by ``avsep preprocess``.
 
 The run folder holds ``config.json``, ``last.pt`` (saved every ``checkpoint_minutes`` and at the
-end), ``best.pt`` (best validation SDR), ``log.csv`` and, if TensorBoard is installed, ``tb/``.
+end), ``best.pt`` (best validation SDR), ``log.csv``, ``curves.png`` (loss and validation SDR)
+and, if TensorBoard is installed, ``tb/``.
 ``--resume`` continues from ``last.pt``, also after a kill -9 at any moment.
 """
 from __future__ import annotations
@@ -24,9 +25,11 @@ from .config import Config
 from .data import MixtureDataset, fixed_mixtures, make_loader
 from .errors import AvsepError
 from .evaluate import score_loader
+from .images import save_png
 from .index import read_index
 from .masks import loss_weight, mask_loss, target_masks
 from .model import SoundOfPixels
+from .plots import training_curves
 from .spectrogram import mixture_features
 from .utils import atomic_write_text
 
@@ -122,11 +125,11 @@ class RunLog:
 
     def __init__(self, run_dir: Path, step: int):
         self.path = run_dir / "log.csv"
-        kept = [row for row in self._read() if row["step"] <= step]
+        self.rows = [row for row in self._read() if row["step"] <= step]
         text = io.StringIO()
         writer = csv.DictWriter(text, LOG_FIELDS)
         writer.writeheader()
-        writer.writerows(kept)
+        writer.writerows(self.rows)
         atomic_write_text(self.path, text.getvalue())
         self.tb = None
         try:
@@ -148,12 +151,20 @@ class RunLog:
         return rows
 
     def write(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, LOG_FIELDS).writerow(row)
         if self.tb:
             for key in ("loss", "samples_per_s", "val_sdr"):
                 if row.get(key) not in (None, ""):
                     self.tb.add_scalar(key, float(row[key]), row["step"])
+
+    def plot(self) -> None:
+        """Write curves.png: the loss and the validation SDR against the step."""
+        validated = [r for r in self.rows if r.get("val_sdr") not in (None, "")]
+        image = training_curves([r["step"] for r in self.rows], [float(r["loss"]) for r in self.rows],
+                                [r["step"] for r in validated], [float(r["val_sdr"]) for r in validated])
+        save_png(image, self.path.with_name("curves.png"))
 
 
 class ProgressBar:
@@ -257,6 +268,8 @@ class Trainer:
                     row["val_sdr"] = round(self.checkpoint(), 3)
                     last_save = time.monotonic()
                 run_log.write(row)
+                if row["val_sdr"] != "":
+                    run_log.plot()
                 tick = time.monotonic()  # validation and checkpointing are not training time
                 if stopped or finished:
                     break

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 log = logging.getLogger("avsep")
+# mkstemp creates files readable by their owner only; finished files get the usual umask mode.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -30,6 +33,7 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, dest)
     finally:
         if tmp_path.exists():

@@ -44,7 +44,7 @@ def test_resume_after_kill_9(tiny_dataset, tmp_path):
     assert steps == list(range(1, len(steps) + 1)), "the log continues where the checkpoint was, without gaps"
     assert steps[-1] == state["train_state"]["step"]
     assert not list(run.glob("*.part"))
-    assert (run / "best.pt").exists() and (run / "config.json").exists()
+    assert (run / "best.pt").exists() and (run / "config.json").exists() and (run / "curves.png").exists()
 
 
 def test_existing_run_needs_resume_and_bad_data_is_one_line(tiny_dataset, tmp_path):
