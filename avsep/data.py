@@ -6,6 +6,7 @@ seed, centred and at equal loudness, so scores are comparable between runs.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -20,6 +21,7 @@ from .decode import load_audio, read_wav, wav_info
 from .errors import AvsepError
 from .index import IndexRow, frame_path
 
+log = logging.getLogger("avsep")
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 TARGET_RMS = 0.1      # every source clip is brought to this loudness before its gain
@@ -104,6 +106,7 @@ class MixtureDataset(Dataset):
         self.length = len(self.mixtures) if self.mixtures is not None else (length or cfg.epoch_size)
         self.epoch = 0
         self._lengths: dict[int, int] = {}
+        self._bad: set[int] = set()  # rows whose files failed to read in this process
 
     def __len__(self) -> int:
         return self.length
@@ -114,7 +117,12 @@ class MixtureDataset(Dataset):
         return self._lengths[row_id]
 
     def _pick_rows(self, rng: np.random.Generator) -> list[int]:
-        return pick_distinct(self.row_labels, self.cfg.num_mix, rng)
+        if not self._bad:
+            return pick_distinct(self.row_labels, self.cfg.num_mix, rng)
+        good = np.flatnonzero(~np.isin(np.arange(len(self.rows)), list(self._bad)))
+        if len(np.unique(self.row_labels[good])) < self.cfg.num_mix:
+            raise AvsepError(f"too many unreadable videos: fewer than {self.cfg.num_mix} labels are left")
+        return good[pick_distinct(self.row_labels[good], self.cfg.num_mix, rng)].tolist()
 
     def _clip(self, row_id: int, rng: np.random.Generator) -> Clip:
         cfg, row = self.cfg, self.rows[row_id]
@@ -140,13 +148,52 @@ class MixtureDataset(Dataset):
                           axis=1)
         return audio.astype(np.float32), frames
 
+    def _sources(self, row_ids: list[int], rng: np.random.Generator) -> tuple[list[int], tuple, tuple]:
+        """Rows, audio and frames of a mixture; a training row that fails to read is logged and replaced."""
+        while True:
+            try:
+                audios, frames = zip(*(self._read_source(r, rng) for r in row_ids))
+                return row_ids, audios, frames
+            except (AvsepError, OSError, ValueError) as err:
+                if self.mixtures is not None:  # fixed evaluation mixtures cannot swap a video
+                    raise AvsepError(str(err)) from None
+                row_ids = self._pick_rows(rng)
+
+    def _read_source(self, row_id: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            return self._source(row_id, rng)
+        except (AvsepError, OSError, ValueError) as err:
+            if row_id not in self._bad:
+                self._bad.add(row_id)
+                log.warning("skipping %s: %s", self.rows[row_id].audio, err)
+            raise
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
         row_ids = self.mixtures[index] if self.mixtures is not None else self._pick_rows(rng)
-        audios, frames = zip(*(self._source(r, rng) for r in row_ids))
+        row_ids, audios, frames = self._sources(row_ids, rng)
         sources = torch.from_numpy(np.stack(audios))
         return {"mix": sources.sum(dim=0), "sources": sources, "frames": torch.from_numpy(np.stack(frames)),
                 "rows": torch.tensor(row_ids), "labels": torch.tensor(self.row_labels[row_ids])}
+
+
+def check_rows(rows: Sequence[IndexRow], index: str | Path) -> list[IndexRow]:
+    """The rows whose audio and first and last frames exist; the others are logged and dropped.
+
+    Cheap (a few stat calls per video), so a moved or half-deleted dataset fails loudly at the
+    start instead of deep inside a loader worker.
+    """
+    kept, missing = [], []
+    for row in rows:
+        needed = (row.audio, frame_path(row, 0), frame_path(row, row.num_frames - 1))
+        absent = next((p for p in needed if not p.is_file()), None)
+        (missing if absent else kept).append(absent or row)
+    if missing:
+        log.warning("%s: skipping %d of %d videos with missing files (first: %s)", index, len(missing), len(rows),
+                    missing[0])
+    if not kept:
+        raise AvsepError(f"{index}: none of its {len(rows)} videos has its files (first missing: {missing[0]})")
+    return kept
 
 
 def pick_distinct(row_labels: np.ndarray, num: int, rng: np.random.Generator) -> list[int]:

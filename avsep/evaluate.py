@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from .config import Config
-from .data import IMAGENET_MEAN, IMAGENET_STD, MixtureDataset, fixed_mixtures, make_loader
+from .data import IMAGENET_MEAN, IMAGENET_STD, MixtureDataset, check_rows, fixed_mixtures, make_loader
 from .errors import AvsepError
 from .index import read_index
 from .masks import ideal_masks, masks_to_audio, target_masks
@@ -197,7 +197,7 @@ def evaluate(checkpoint: str | Path, index: str | Path, num_mix: int | None = No
         cfg = cfg.replace(num_mix=num_mix)
     if pairs < 1:
         raise AvsepError(f"--pairs {pairs}: must be at least 1")
-    rows = read_index(index)
+    rows = check_rows(read_index(index), index)
     groups = fixed_mixtures(rows, cfg.num_mix, pairs, seed)
     dataset = LabelledDataset(rows, cfg, train=False, mixtures=groups)
     loader = make_loader(dataset, batch_size, workers, collate_fn=_collate_with_names)

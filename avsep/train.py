@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config
-from .data import MixtureDataset, fixed_mixtures, make_loader
+from .data import MixtureDataset, check_rows, fixed_mixtures, make_loader
 from .errors import AvsepError
 from .evaluate import score_loader
 from .images import save_png
@@ -202,10 +202,11 @@ class Trainer:
             self.state = TrainState(**resume_state["train_state"])
         elif cfg.imagenet_pretrained:
             self.model.frame_net.load_imagenet(allow_random=random_init)
-        self.train_set = MixtureDataset(read_index(train_index), cfg, train=True, seed=cfg.seed)
+        self.train_set = MixtureDataset(check_rows(read_index(train_index), train_index), cfg, train=True,
+                                        seed=cfg.seed)
         self.val_loader = None
         if val_index is not None and cfg.val_pairs > 0:
-            val_rows = read_index(val_index)
+            val_rows = check_rows(read_index(val_index), val_index)
             if len({r.label for r in val_rows}) >= cfg.num_mix:
                 groups = fixed_mixtures(val_rows, cfg.num_mix, cfg.val_pairs, cfg.seed)
                 val_set = MixtureDataset(val_rows, cfg, train=False, mixtures=groups)

@@ -72,3 +72,32 @@ def test_loader_batches(tiny_dataset, cfg):
     batch = next(iter(make_loader(dataset, 3, workers=1)))
     assert batch["mix"].shape == (3, cfg.audio_len)
     assert batch["frames"].shape == (3, 2, 3, 3, cfg.img_size, cfg.img_size)
+
+
+def test_rows_with_missing_files_are_dropped_with_a_warning(tiny_dataset, caplog):
+    from dataclasses import replace
+
+    from avsep.data import check_rows
+
+    rows = read_index(tiny_dataset / "train.csv")
+    broken = [replace(rows[0], audio=rows[0].audio.with_name("gone.wav"))] + rows[1:]
+    with caplog.at_level("WARNING", logger="avsep"):
+        kept = check_rows(broken, "train.csv")
+    assert kept == rows[1:]
+    assert "skipping 1 of 9 videos" in caplog.text and "gone.wav" in caplog.text
+    with pytest.raises(AvsepError, match="none of its 1 videos"):
+        check_rows(broken[:1], "train.csv")
+
+
+def test_an_unreadable_training_video_is_logged_and_replaced(tiny_dataset, tmp_path, cfg, caplog):
+    from dataclasses import replace
+
+    rows = read_index(tiny_dataset / "train.csv")
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF....not really a wav file at all")
+    rows[0] = replace(rows[0], audio=corrupt)
+    dataset = MixtureDataset(rows, cfg, length=30)
+    with caplog.at_level("WARNING", logger="avsep"):
+        items = [dataset[i] for i in range(30)]
+    assert caplog.text.count("skipping") == 1 and "corrupt.wav" in caplog.text, "logged once, then never drawn again"
+    assert all(0 not in item["rows"].tolist() for item in items)
