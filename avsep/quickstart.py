@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from data_tools import load_duets, make_duets, make_solo_collection
 
     from .evaluate import evaluate, format_table
-    from .preprocess import preprocess
+    from .preprocess import format_summary, preprocess
 
     if args.minutes <= 0 or args.per_label < 3:
         raise AvsepError("--minutes must be positive and --per-label at least 3 (train, val and test videos)")
@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     duets = load_duets(work / "duets")  # the manifest with absolute paths
 
     _stage("2/5 preprocessing")
-    preprocess(work / "videos", work / "data", workers=args.workers, val_frac=0.15, test_frac=0.25, seed=args.seed)
+    print(format_summary(preprocess(work / "videos", work / "data", workers=args.workers, val_frac=0.15,
+                                    test_frac=0.25, seed=args.seed)))
 
     _stage(f"3/5 training the `small` model for {args.minutes:g} minutes")
     best = train_for(cfg, work / "data", work / "run", args.minutes)
