@@ -59,9 +59,12 @@ def _device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def separate_duet(checkpoint: Path, duet: dict, out_dir: Path) -> list[Path]:
-    """Separate each source of a generated duet by its box; returns the wav paths."""
-    from .decode import write_wav
+def separate_duet(checkpoint: Path, duet: dict, out_dir: Path) -> tuple[list[Path], str]:
+    """Separate each source of a generated duet by its box; returns the wav paths and a score line."""
+    import numpy as np
+
+    from .decode import load_audio, write_wav
+    from .metrics import bss_eval_sources
     from .separate import Box, Separator
 
     separator = Separator(checkpoint)
@@ -72,7 +75,14 @@ def separate_duet(checkpoint: Path, duet: dict, out_dir: Path) -> list[Path]:
     for source, audio in zip(sources, result.sources):
         paths.append(out_dir / f"{source['label']}.wav")
         write_wav(paths[-1], audio, result.sample_rate)
-    return paths
+    # The generated duet comes with its stems, so the separation can be scored too.
+    stems = [load_audio(s["stem"], result.sample_rate) for s in sources]
+    n = min(len(result.mixture), *(len(s) for s in stems))
+    reference = np.stack([s[:n] for s in stems]).astype(np.float64)
+    sdr = bss_eval_sources(reference, np.stack([a[:n] for a in result.sources]).astype(np.float64))[0]
+    mix_sdr = bss_eval_sources(reference, np.stack([result.mixture[:n]] * len(stems)).astype(np.float64))[0]
+    score = ", ".join(f"{s['label']} {a:.2f} dB (mixture {m:.2f})" for s, a, m in zip(sources, sdr, mix_sdr))
+    return paths, f"duet {Path(duet['video']).name} by boxes: SDR {score}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,13 +114,14 @@ def run(args: argparse.Namespace) -> int:
     summary = evaluate(best, work / "data" / "test.csv", pairs=args.pairs, oracle="ibm", report_dir=work / "report")
 
     _stage("5/5 separating a duet by the boxes of its two instruments")
-    wavs = separate_duet(best, duets[0], work / "separated")
+    wavs, duet_score = separate_duet(best, duets[0], work / "separated")
 
     print("\n" + format_table(summary))
     gain = summary["model"]["SDR"]["median"] - summary["mixture"]["SDR"]["median"]
     print(f"\nmedian SDR: model {summary['model']['SDR']['median']:.2f} dB, "
           f"mixture {summary['mixture']['SDR']['median']:.2f} dB (+{gain:.2f} dB) "
           f"on {summary['pairs']} held-out mixtures")
+    print(duet_score)
     print(f"report:    {summary['report']}")
     print(f"separated: {', '.join(str(p) for p in wavs)}")
     print(f"checkpoint: {best}    total time {(time.monotonic() - began) / 60:.1f} min")

@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--workers", type=int, help="data-loader processes")
-    parser.add_argument("--max-minutes", type=float, help="stop after this many minutes of training")
+    parser.add_argument("--max-minutes", type=float,
+                        help="stop after this many minutes of training (validation and checkpoints not counted)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--random-init", action="store_true",
                         help="train the ResNet from scratch if ImageNet weights are not available")
@@ -172,13 +173,13 @@ class ProgressBar:
 
     def __init__(self, total_steps: int, step: int, max_minutes: float | None):
         self.timed = bool(max_minutes)
-        self.start = time.monotonic()
         total = round(max_minutes * 60) if self.timed else total_steps
         self.bar = tqdm(total=total, initial=0 if self.timed else step, desc="train", dynamic_ncols=True,
                         unit="s" if self.timed else "step", bar_format=None)
 
-    def update(self, step: int, **postfix: Any) -> None:
-        done = min(self.bar.total, round(time.monotonic() - self.start)) if self.timed else step
+    def update(self, step: int, seconds: float, **postfix: Any) -> None:
+        """``seconds``: training time spent in this run so far."""
+        done = min(self.bar.total, round(seconds)) if self.timed else step
         self.bar.update(done - self.bar.n)
         self.bar.set_postfix(step=step, **postfix)
 
@@ -240,7 +241,10 @@ class Trainer:
         """Train until ``cfg.epochs`` are done or ``max_minutes`` have passed; checkpoint on the way."""
         cfg, state = self.cfg, self.state
         run_log = RunLog(self.run_dir, state.step)
-        deadline = time.monotonic() + max_minutes * 60 if max_minutes else math.inf
+        # The budget counts training time, as state.seconds does (validation and checkpoints
+        # excluded), so a resumed or repeated run sees the same clock.
+        start_seconds = state.seconds
+        deadline = start_seconds + max_minutes * 60 if max_minutes else math.inf
         last_save = time.monotonic()
         bar = ProgressBar(cfg.epochs * self.steps_per_epoch, state.step, max_minutes)
         self.model.train()
@@ -260,10 +264,11 @@ class Trainer:
                 state.batch_in_epoch += 1
                 if state.batch_in_epoch == self.steps_per_epoch:
                     state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-                bar.update(state.step, loss=f"{loss:.4f}", samples_s=f"{speed:.1f}", epoch=state.epoch)
+                bar.update(state.step, state.seconds - start_seconds, loss=f"{loss:.4f}", samples_s=f"{speed:.1f}",
+                           epoch=state.epoch)
                 row = {"step": state.step, "epoch": state.epoch, "seconds": round(state.seconds, 2),
                        "loss": round(loss, 6), "samples_per_s": round(speed, 3), "val_sdr": ""}
-                stopped = now >= deadline
+                stopped = state.seconds >= deadline
                 finished = state.epoch >= cfg.epochs
                 if stopped or finished or now - last_save >= cfg.checkpoint_minutes * 60:
                     row["val_sdr"] = round(self.checkpoint(), 3)

@@ -40,7 +40,7 @@ def test_quickstart_end_to_end(tmp_path):
     result = avsep("quickstart", "--workdir", str(work), "--minutes", "0.25", "--per-label", "3", "--pairs", "6")
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
-    assert "median SDR: model" in out and "oracle_ibm" in out
+    assert "median SDR: model" in out and "oracle_ibm" in out and "by boxes: SDR" in out
     table = [line for line in out.splitlines() if line.startswith(("model ", "mixture "))]
     assert len(table) == 2
     assert (work / "report" / "index.html").is_file()
