@@ -24,6 +24,7 @@ from .index import read_index
 from .masks import ideal_masks, masks_to_audio, target_masks
 from .metrics import bss_eval_sources, si_sdr, summarize
 from .spectrogram import istft, mixture_features, stft
+from .utils import pick_device
 
 log = logging.getLogger("avsep")
 METRICS = ("SDR", "SIR", "SAR", "SI-SDR", "SDRi")
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=0, help="data-loader processes")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: cuda if available)")
 
 
 @torch.no_grad()
@@ -192,6 +193,7 @@ def evaluate(checkpoint: str | Path, index: str | Path, num_mix: int | None = No
     """
     from .checkpoint import load_model
 
+    device = pick_device(device)
     model, cfg, _ = load_model(checkpoint, device)
     if num_mix:
         cfg = cfg.replace(num_mix=num_mix)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .config import Config
 from .errors import AvsepError
+from .utils import pick_device
 
 log = logging.getLogger("avsep")
 
@@ -46,17 +47,11 @@ def train_for(cfg: Config, data: Path, run_dir: Path, minutes: float) -> Path:
         cfg = Config.from_dict(state["config"])
     if done < minutes:
         cfg = cfg.replace(epochs=max(cfg.epochs, 10_000))  # time, not epochs, bounds the quickstart
-        trainer = Trainer(cfg, data / "train.csv", data / "val.csv", run_dir, _device(), resume_state=state)
+        trainer = Trainer(cfg, data / "train.csv", data / "val.csv", run_dir, pick_device(), resume_state=state)
         trainer.fit(minutes - done)
     else:
         print(f"already trained for {done:.1f} minutes in {run_dir}")
     return run_dir / "best.pt"
-
-
-def _device():
-    import torch
-
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def separate_duet(checkpoint: Path, duet: dict, out_dir: Path) -> tuple[list[Path], str]:

@@ -31,6 +31,7 @@ from .decode import load_audio, read_frames, write_wav
 from .errors import AvsepError
 from .masks import masks_to_audio
 from .spectrogram import mixture_features
+from .utils import pick_device
 
 log = logging.getLogger("avsep")
 
@@ -98,12 +99,12 @@ class Separator:
 
     Args:
         checkpoint: a ``.pt`` file from ``avsep train``.
-        device: ``cpu``, ``cuda``...
+        device: ``cpu``, ``cuda``..., or ``auto`` for CUDA when available.
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu"):
-        self.model, self.cfg, _ = load_model(checkpoint, device)
-        self.device = torch.device(device)
+        self.device = pick_device(device)
+        self.model, self.cfg, _ = load_model(checkpoint, self.device)
 
     # --- loading ------------------------------------------------------------------------
     def load_video(self, path: str | Path) -> Video:
@@ -251,7 +252,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pool", choices=["max", "mean"], default="max",
                         help="combine a box's cells by max-pooling their visual vectors (default) or averaging their masks")
     parser.add_argument("--heatmap", action="store_true", help="also write heatmap.png of where the sound comes from")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: cuda if available)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ from .masks import loss_weight, mask_loss, target_masks
 from .model import SoundOfPixels
 from .plots import training_curves
 from .spectrogram import mixture_features
-from .utils import atomic_write_text
+from .utils import atomic_write_text, pick_device
 
 log = logging.getLogger("avsep")
 LOG_FIELDS = ["step", "epoch", "seconds", "loss", "samples_per_s", "val_sdr"]
@@ -73,14 +73,6 @@ def index_paths(args: argparse.Namespace) -> tuple[Path, Path | None]:
         raise AvsepError(f"--data {args.data}: no train.csv there; run `avsep preprocess SRC {args.data}` first")
     val = args.data / "val.csv"
     return args.data / "train.csv", val if val.is_file() else None
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise AvsepError(f"--device {name}: CUDA is not available on this machine")
-    return torch.device(name)
 
 
 @dataclass

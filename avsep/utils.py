@@ -106,3 +106,19 @@ class Ledger:
 def setup_logging(verbose: bool = False) -> None:
     """Plain ``avsep: message`` logging on stderr."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="avsep: %(message)s")
+
+
+def pick_device(name: str = "auto"):
+    """A torch device from ``--device``: ``auto`` means CUDA when available, else the CPU."""
+    import torch
+
+    from .errors import AvsepError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise AvsepError(f"--device {name}: CUDA is not available on this machine")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise AvsepError(f"--device {name!r}: not a device (try cpu, cuda or cuda:1)") from None
