@@ -251,7 +251,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for the wavs (and heatmap)")
     parser.add_argument("--pool", choices=["max", "mean"], default="max",
                         help="combine a box's cells by max-pooling their visual vectors (default) or averaging their masks")
-    parser.add_argument("--heatmap", action="store_true", help="also write heatmap.png of where the sound comes from")
+    parser.add_argument("--heatmap", action="store_true",
+                        help="also write heatmap.png: where the sound comes from, clip by clip")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: cuda if available)")
 
 
@@ -272,11 +273,33 @@ def run(args: argparse.Namespace) -> int:
         write_wav(path, source, result.sample_rate)
         print(f"{region} -> {path}")
     if args.heatmap:
-        from .images import heatmap_overlay, save_png
+        from .images import save_png
 
-        loc = separator.localize(video)
-        middle = len(loc.frames) // 2
-        save_png(heatmap_overlay(loc.frames[middle], loc.heatmaps[middle] / max(loc.heatmaps[middle].max(), 1e-6)),
-                 args.out / "heatmap.png")
+        save_png(heatmap_strip(separator.localize(video)), args.out / "heatmap.png")
         print(f"heatmap -> {args.out / 'heatmap.png'}")
     return 0
+
+
+def heatmap_strip(loc: Localization, height: int = 160, max_clips: int = 12) -> Image.Image:
+    """The heatmap of each clip over its middle frame, side by side and labelled with its start time.
+
+    Each heatmap is stretched to its own range (every cell keeps some energy), so each clip shows
+    where its sound comes from most.
+    """
+    from PIL import ImageDraw
+
+    from .images import heatmap_overlay
+
+    step = max(1, -(-len(loc.frames) // max_clips))  # ceil: at most max_clips panels
+    panels = []
+    for frame, heat, start in list(zip(loc.frames, loc.heatmaps, loc.times))[::step]:
+        panel = heatmap_overlay(frame, (heat - heat.min()) / max(float(heat.max() - heat.min()), 1e-6))
+        panel = panel.resize((max(1, round(panel.width * height / panel.height)), height), Image.BILINEAR)
+        ImageDraw.Draw(panel).text((4, 4), f"{start:.1f} s", fill="white")
+        panels.append(panel)
+    strip = Image.new("RGB", (sum(p.width for p in panels), height), "black")
+    x = 0
+    for panel in panels:
+        strip.paste(panel, (x, 0))
+        x += panel.width
+    return strip

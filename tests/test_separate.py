@@ -65,3 +65,13 @@ def test_localize_shapes(duet, tmp_path):
     assert loc.heatmaps.shape == (3, 7, 14) and len(loc.frames) == 3
     assert np.allclose(loc.heatmaps, 1.0, atol=1e-4)  # masks of 1 keep all the energy
     assert np.allclose(loc.times, [0, separator.cfg.audio_len / 11025, 2 * separator.cfg.audio_len / 11025])
+
+
+def test_heatmap_strip_has_one_panel_per_clip(duet, tmp_path):
+    from avsep.separate import heatmap_strip
+
+    separator = separator_with_bias(tmp_path, 0.0)
+    loc = separator.localize(duet["video"])
+    strip = heatmap_strip(loc, height=100)
+    assert strip.size == (3 * 200, 100)  # three 2:1 clips
+    assert heatmap_strip(loc, height=100, max_clips=2).size == (2 * 200, 100)
