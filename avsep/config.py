@@ -66,7 +66,8 @@ class Config:
     checkpoint_minutes: float = 5.0   # save last.pt at least this often
     val_pairs: int = 32               # fixed validation mixtures scored for best.pt
     seed: int = 1234
-    preset: str = "sop"
+    # Not called `preset`: that name is the classmethod below, which a field would clash with.
+    preset_name: str = "sop"          # the preset this configuration started from (informative)
 
     # --- derived sizes ---------------------------------------------------------------------
     @property
@@ -104,7 +105,7 @@ class Config:
     def preset(cls, name: str) -> "Config":
         if name not in PRESETS:
             raise AvsepError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
-        return cls(**PRESETS[name], preset=name).validated()
+        return cls(**PRESETS[name], preset_name=name).validated()
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":

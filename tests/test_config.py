@@ -41,3 +41,8 @@ def test_bad_overrides_name_the_problem(override, message):
 def test_unknown_preset():
     with pytest.raises(AvsepError, match="unknown preset 'huge'"):
         Config.preset("huge")
+
+
+def test_default_config_is_the_sop_preset_and_serialises():
+    assert Config() == Config.preset("sop")
+    assert json.loads(Config().to_json())["preset_name"] == "sop"
