@@ -100,6 +100,7 @@ class MixtureDataset(Dataset):
             raise AvsepError(f"the index has {len(labels)} label(s) ({', '.join(labels)}); "
                              f"mixing {cfg.num_mix} sources of different labels needs at least {cfg.num_mix}")
         self.rows, self.cfg, self.train, self.seed = list(rows), cfg, train, seed
+        self.labels = labels  # label names, indexed by the ids in each item's ``labels``
         self.label_ids = {label: i for i, label in enumerate(labels)}
         self.row_labels = np.array([self.label_ids[row.label] for row in self.rows])
         self.mixtures = [list(m) for m in mixtures] if mixtures is not None else None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import struct
-from pathlib import Path
 from typing import Any, Iterator, Optional, Tuple
 
 import av

@@ -23,7 +23,7 @@ from .errors import AvsepError
 from .index import read_index
 from .masks import ideal_masks, masks_to_audio, target_masks
 from .metrics import bss_eval_sources, si_sdr, summarize
-from .spectrogram import istft, mixture_features, stft
+from .spectrogram import istft, mixture_features
 from .utils import pick_device
 
 log = logging.getLogger("avsep")
@@ -65,8 +65,7 @@ def separate_batch(model, batch: dict, cfg: Config, device: torch.device | str =
     out["est"] = masks_to_audio(masks, features.mix_spec, cfg, length)
     if oracle:
         batch_size, num = sources.shape[:2]
-        source_specs = stft(sources.flatten(0, 1), cfg).view(batch_size, num, *features.mix_spec.shape[1:])
-        ideal = ideal_masks(source_specs, features.mix_spec, oracle) * features.mix_spec.unsqueeze(1)
+        ideal = ideal_masks(features.source_spec, features.mix_spec, oracle) * features.mix_spec.unsqueeze(1)
         out["oracle"] = istft(ideal.flatten(0, 1), cfg, length).view(batch_size, num, length)
     return {k: v.cpu() for k, v in out.items()}
 
@@ -177,8 +176,7 @@ class LabelledDataset(MixtureDataset):
 
     def __getitem__(self, index: int) -> dict:
         item = super().__getitem__(index)
-        names = {i: label for label, i in self.label_ids.items()}
-        item["label_names"] = [names[int(i)] for i in item["labels"]]
+        item["label_names"] = [self.labels[int(i)] for i in item["labels"]]
         return item
 
 

@@ -77,10 +77,12 @@ class MixtureFeatures:
         mix_spec: complex STFT of the mixture, (B, F, T).
         mix_mag: warped mixture magnitude, (B, 1, freq_bins, T).
         source_mags: warped source magnitudes, (B, N, freq_bins, T), or None at inference.
+        source_spec: complex STFT of the sources, (B, N, F, T), or None at inference.
     """
     mix_spec: Tensor
     mix_mag: Tensor
     source_mags: Tensor | None = None
+    source_spec: Tensor | None = None
 
     @property
     def log_mix_mag(self) -> Tensor:
@@ -92,9 +94,9 @@ def mixture_features(mix: Tensor, cfg: Config, sources: Tensor | None = None) ->
     """Spectrogram features of a mixture (B, n) and optionally its sources (B, N, n)."""
     mix_spec = stft(mix, cfg)
     mix_mag = warp(mix_spec.abs(), cfg).unsqueeze(1)
-    source_mags = None
-    if sources is not None:
-        batch, num = sources.shape[:2]
-        source_spec = stft(sources.reshape(batch * num, -1), cfg)
-        source_mags = warp(source_spec.abs(), cfg).reshape(batch, num, cfg.freq_bins, -1)
-    return MixtureFeatures(mix_spec=mix_spec, mix_mag=mix_mag, source_mags=source_mags)
+    if sources is None:
+        return MixtureFeatures(mix_spec=mix_spec, mix_mag=mix_mag)
+    batch, num = sources.shape[:2]
+    source_spec = stft(sources.reshape(batch * num, -1), cfg).view(batch, num, *mix_spec.shape[1:])
+    source_mags = warp(source_spec.abs(), cfg)
+    return MixtureFeatures(mix_spec=mix_spec, mix_mag=mix_mag, source_mags=source_mags, source_spec=source_spec)
