@@ -91,6 +91,23 @@ def score_mixture(sources: np.ndarray, estimates: dict[str, np.ndarray], mix: np
     return scores
 
 
+def score_against_stems(stem_paths: list[str | Path], estimates: list[np.ndarray], mixture: np.ndarray,
+                        sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """SDR of separated waveforms, and of the mixture itself, against ground-truth stem files.
+
+    Stems are decoded at ``sample_rate`` and every signal is cut to the shortest one.
+    Returns two (N,) arrays: the estimates' SDR and the mixture's.
+    """
+    from .decode import load_audio
+
+    stems = [load_audio(path, sample_rate) for path in stem_paths]
+    n = min(len(mixture), *(len(s) for s in stems), *(len(e) for e in estimates))
+    reference = np.stack([s[:n] for s in stems]).astype(np.float64)
+    sdr = bss_eval_sources(reference, np.stack([e[:n] for e in estimates]).astype(np.float64))[0]
+    mixture_sdr = bss_eval_sources(reference, np.repeat(mixture[None, :n], len(stems), axis=0).astype(np.float64))[0]
+    return sdr, mixture_sdr
+
+
 def score_loader(model, loader, cfg: Config, device: torch.device | str = "cpu", oracle: str | None = None,
                  keep: int = 0, progress: bool = False) -> dict[str, Any]:
     """Score every mixture of ``loader``; returns system -> metric -> {mean, median}.

@@ -56,10 +56,8 @@ def train_for(cfg: Config, data: Path, run_dir: Path, minutes: float) -> Path:
 
 def separate_duet(checkpoint: Path, duet: dict, out_dir: Path) -> tuple[list[Path], str]:
     """Separate each source of a generated duet by its box; returns the wav paths and a score line."""
-    import numpy as np
-
-    from .decode import load_audio, write_wav
-    from .metrics import bss_eval_sources
+    from .decode import write_wav
+    from .evaluate import score_against_stems
     from .separate import Box, Separator
 
     separator = Separator(checkpoint)
@@ -71,11 +69,8 @@ def separate_duet(checkpoint: Path, duet: dict, out_dir: Path) -> tuple[list[Pat
         paths.append(out_dir / f"{source['label']}.wav")
         write_wav(paths[-1], audio, result.sample_rate)
     # The generated duet comes with its stems, so the separation can be scored too.
-    stems = [load_audio(s["stem"], result.sample_rate) for s in sources]
-    n = min(len(result.mixture), *(len(s) for s in stems))
-    reference = np.stack([s[:n] for s in stems]).astype(np.float64)
-    sdr = bss_eval_sources(reference, np.stack([a[:n] for a in result.sources]).astype(np.float64))[0]
-    mix_sdr = bss_eval_sources(reference, np.stack([result.mixture[:n]] * len(stems)).astype(np.float64))[0]
+    sdr, mix_sdr = score_against_stems([s["stem"] for s in sources], result.sources, result.mixture,
+                                       result.sample_rate)
     score = ", ".join(f"{s['label']} {a:.2f} dB (mixture {m:.2f})" for s, a, m in zip(sources, sdr, mix_sdr))
     return paths, f"duet {Path(duet['video']).name} by boxes: SDR {score}"
 

@@ -13,12 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avsep.decode import load_audio  # noqa: E402
-from avsep.metrics import bss_eval_sources  # noqa: E402
+from avsep.evaluate import score_against_stems  # noqa: E402
 from avsep.separate import Box, Separator  # noqa: E402
 from data_tools import load_duets  # noqa: E402
 
@@ -32,14 +29,11 @@ def main() -> None:
     print(f"{'duet':<28}{'pooling':<10}{'SDR 1':>8}{'SDR 2':>8}   (dB; mixture in brackets)")
     for duet in load_duets(args.duets):
         video = separator.load_video(duet["video"])
-        stems = [load_audio(s["stem"], separator.cfg.sample_rate) for s in duet["sources"]]
-        n = min(len(video.audio), *(len(s) for s in stems))
-        reference = np.stack([s[:n] for s in stems]).astype(np.float64)
-        mixture = bss_eval_sources(reference, np.stack([video.audio[:n]] * 2).astype(np.float64))[0]
+        stems = [s["stem"] for s in duet["sources"]]
         name = " + ".join(s["label"] for s in duet["sources"])
         for pool in ("max", "mean"):
             result = separator.separate(video, [Box(*s["box"]) for s in duet["sources"]], pool=pool)
-            sdr = bss_eval_sources(reference, np.stack([x[:n] for x in result.sources]).astype(np.float64))[0]
+            sdr, mixture = score_against_stems(stems, result.sources, video.audio, separator.cfg.sample_rate)
             print(f"{name:<28}{pool:<10}{sdr[0]:>8.2f}{sdr[1]:>8.2f}   ({mixture[0]:.2f}, {mixture[1]:.2f})")
 
 
