@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import AvsepError
+from avsep.errors import AvsepError
 
 
 @dataclass

@@ -112,7 +112,7 @@ def pick_device(name: str = "auto"):
     """A torch device from ``--device``: ``auto`` means CUDA when available, else the CPU."""
     import torch
 
-    from .errors import AvsepError
+    from avsep.errors import AvsepError
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

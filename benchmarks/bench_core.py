@@ -29,8 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avsep.config import Config  # noqa: E402
-from avsep.model import SoundOfPixels  # noqa: E402
-from avsep.spectrogram import mixture_features  # noqa: E402
+from avsep.models.sop import SoundOfPixels  # noqa: E402
+from avsep.dsp.spectrogram import mixture_features  # noqa: E402
 
 TARGETS = {"train_sop_b4": 0.6, "loader_sop_1worker": 20.0, "infer_pixel_s": 0.5}
 
@@ -40,8 +40,8 @@ def peak_mb() -> float:
 
 
 def bench_train(preset: str, batch: int, steps: int) -> dict:
-    from avsep.masks import loss_weight, mask_loss, target_masks
-    from avsep.train import make_optimizer
+    from avsep.dsp.masks import loss_weight, mask_loss, target_masks
+    from avsep.training.trainer import make_optimizer
 
     cfg = Config.preset(preset).replace(batch_size=batch, imagenet_pretrained=False)
     model = SoundOfPixels(cfg).train()
@@ -64,10 +64,10 @@ def bench_train(preset: str, batch: int, steps: int) -> dict:
 
 
 def bench_loader(samples: int) -> dict:
-    from avsep.data import MixtureDataset, make_loader
-    from avsep.index import read_index
-    from data_tools import make_solo_collection
-    from avsep.preprocess import preprocess
+    from avsep.data.mixtures import MixtureDataset, make_loader
+    from avsep.data.index import read_index
+    from avsep.synth import make_solo_collection
+    from avsep.data.preprocess import preprocess
 
     cfg = Config.preset("sop")
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,15 +20,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avsep.checkpoint import save_checkpoint  # noqa: E402
+from avsep.models.checkpoint import save_checkpoint  # noqa: E402
 from avsep.config import Config  # noqa: E402
-from avsep.evaluate import evaluate, score_mixture  # noqa: E402
-from avsep.model import SoundOfPixels  # noqa: E402
+from avsep.evaluation.evaluate import evaluate, score_mixture  # noqa: E402
+from avsep.models.sop import SoundOfPixels  # noqa: E402
 
 
 def prepare_data(folder: Path) -> Path:
-    from avsep.preprocess import preprocess
-    from data_tools import make_solo_collection
+    from avsep.data.preprocess import preprocess
+    from avsep.synth import make_solo_collection
 
     make_solo_collection(folder / "videos", videos_per_label=4, seconds=8.0, workers=2, progress=False)
     preprocess(folder / "videos", folder / "data", workers=2, val_frac=0, test_frac=0.5, progress=False)

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import scipy.signal
 
-from avsep.metrics import bss_eval_sources
+from avsep.evaluation.metrics import bss_eval_sources
 
 SR = 11025
 NSAMPLES = 65535

@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avsep.evaluate import score_against_stems  # noqa: E402
-from avsep.separate import Box, Separator  # noqa: E402
-from data_tools import load_duets  # noqa: E402
+from avsep.evaluation.evaluate import score_against_stems  # noqa: E402
+from avsep.inference.separator import Box, Separator  # noqa: E402
+from avsep.synth import load_duets  # noqa: E402
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avsep.decode import write_wav
-from avsep.index import IndexRow, write_index
+from avsep.data.decode import write_wav
+from avsep.data.index import IndexRow, write_index
 
 REPO = Path(__file__).resolve().parents[1]
 # Subprocesses must find this checkout and stay offline.

@@ -1,0 +1,61 @@
+"""The ``avsep`` command line: a thin layer over the library.
+
+Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
+``run(args) -> int``. Errors meant for users (:class:`avsep.AvsepError`) become one line on
+stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from avsep import __version__
+from avsep.errors import AvsepError
+from avsep.utils import setup_logging
+
+# subcommand -> (module, one-line help)
+COMMANDS = {
+    "quickstart": ("avsep.cli.quickstart", "generate demo videos, train, evaluate and separate, end to end"),
+    "generate": ("avsep.cli.generate", "generate synthetic solo videos, duets with ground truth, or broken files"),
+    "download": ("avsep.download.cli", "download MUSIC, VGGSound or your own list of videos with yt-dlp"),
+    "preprocess": ("avsep.cli.preprocess", "turn a folder of videos into audio, frames and index files"),
+    "train": ("avsep.cli.train", "train a Sound-of-Pixels model by mix-and-separate"),
+    "evaluate": ("avsep.cli.evaluate", "score a checkpoint with BSS Eval on fixed mixtures"),
+    "separate": ("avsep.cli.separate", "separate the sound of a region of a video"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="avsep", description="Audio-visual sound separation (The Sound of Pixels).")
+    parser.add_argument("--version", action="version", version=f"avsep {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = subparsers.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip().split("\n")[0])
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    setup_logging(args.verbose)
+    try:
+        return int(args.run(args) or 0)
+    except AvsepError as err:
+        print(f"avsep: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("avsep: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

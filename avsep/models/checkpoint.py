@@ -1,0 +1,66 @@
+"""Checkpoints as plain dicts of tensors, the configuration and library versions.
+
+Every checkpoint loads with ``torch.load(path, weights_only=True)``: it holds only tensors,
+numbers, strings, lists and dicts, never pickled objects.
+"""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from avsep import __version__
+from avsep.config import Config
+from avsep.errors import AvsepError
+from avsep.utils import atomic_path, atomic_write_text
+
+FORMAT = "avsep-checkpoint-1"
+
+
+def versions() -> dict[str, str]:
+    import torchvision
+
+    # str(): torch.__version__ is a TorchVersion object, which weights_only loading refuses.
+    return {"avsep": __version__, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+            "python": platform.python_version()}
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, cfg: Config, **extra: Any) -> Path:
+    """Write ``{"format", "config", "versions", "model", **extra}`` atomically to ``path``.
+
+    ``config.json`` is written beside it, so the configuration can be read without torch.
+    """
+    path = Path(path)
+    state = {"format": FORMAT, "config": cfg.to_dict(), "versions": versions(),
+             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    atomic_write_text(path.with_name("config.json"), cfg.to_json())
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint dict safely (``weights_only=True``), with a clear error for bad files."""
+    path = Path(path)
+    if not path.is_file():
+        raise AvsepError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, not a torch file, or holds pickled objects
+        raise AvsepError(f"{path}: not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise AvsepError(f"{path}: not an avsep checkpoint (no '{FORMAT}' format tag)")
+    return state
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """Rebuild the model of a checkpoint in eval mode; returns ``(model, config, state)``."""
+    from avsep.models.sop import SoundOfPixels
+
+    state = load_checkpoint(path)
+    cfg = Config.from_dict(state["config"])
+    model = SoundOfPixels(cfg)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), cfg, state

@@ -1,0 +1,184 @@
+"""Stage 3 of the data path: the three Sound-of-Pixels networks.
+
+* :class:`FrameNet`, a ResNet-18 dilated to stride 16, turns frames into a grid of K-dimensional
+  visual vectors (14x14 for 224x224 frames).
+* :class:`SoundNet`, a U-Net, turns the log-magnitude mixture spectrogram into K feature maps.
+* :class:`Synthesizer`, a learned scaled inner product plus bias, combines one visual vector
+  with the K feature maps into a spectrogram mask (before its output activation).
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import Tensor, nn
+
+from avsep.errors import AvsepError
+
+log = logging.getLogger("avsep")
+
+ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "none": lambda x: x}
+
+
+class BasicBlock(nn.Module):
+    """The ResNet basic block, with torchvision's parameter names so ImageNet weights load."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: tuple[int, int] = (1, 1)):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, padding=dilation[0], dilation=dilation[0], bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, padding=dilation[1], dilation=dilation[1], bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class FrameNet(nn.Module):
+    """ResNet-18 with layer4 dilated instead of strided (output stride 16), then a 3x3 conv to K.
+
+    Args:
+        channels: K, the size of each visual vector.
+        width: channels of the stem; 64 is the standard ResNet-18 (the only width with ImageNet weights).
+        activation: applied to the visual vectors: sigmoid, relu or none.
+        temporal_pool: how the T frames of a clip are pooled: max or avg.
+    """
+
+    def __init__(self, channels: int = 32, width: int = 64, activation: str = "sigmoid", temporal_pool: str = "max"):
+        super().__init__()
+        w = width
+        self.conv1 = nn.Conv2d(3, w, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(w)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = nn.Sequential(BasicBlock(w, w), BasicBlock(w, w))
+        self.layer2 = nn.Sequential(BasicBlock(w, 2 * w, 2), BasicBlock(2 * w, 2 * w))
+        self.layer3 = nn.Sequential(BasicBlock(2 * w, 4 * w, 2), BasicBlock(4 * w, 4 * w))
+        # Dilation keeps layer4 at stride 16, as in the paper: 14x14 vectors for a 224 frame.
+        self.layer4 = nn.Sequential(BasicBlock(4 * w, 8 * w, 1, (1, 2)), BasicBlock(8 * w, 8 * w, 1, (2, 2)))
+        self.fc = nn.Conv2d(8 * w, channels, 3, padding=1)
+        self.activation = activation
+        self.temporal_pool = temporal_pool
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def load_imagenet(self, allow_random: bool = False) -> bool:
+        """Load torchvision's ImageNet ResNet-18 weights (cached, or downloaded if possible).
+
+        Returns True if they were loaded. When they can't be had, raises :class:`AvsepError`
+        explaining why, unless ``allow_random`` is set, in which case it logs and keeps the
+        random initialisation.
+        """
+        from torchvision.models import ResNet18_Weights
+
+        try:
+            state = ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+        except Exception as err:  # URLError, OSError, hash mismatch...: all mean "not available"
+            reason = f"cannot load torchvision's ImageNet ResNet-18 weights ({type(err).__name__}: {err})"
+            if not allow_random:
+                raise AvsepError(f"{reason}; put resnet18-f37072fd.pth in $TORCH_HOME/hub/checkpoints, "
+                                 "or pass --random-init (imagenet_pretrained=false) to train from scratch") from None
+            log.warning("%s; continuing with random initialisation as asked", reason)
+            return False
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith("fc.") for k in missing):
+            raise AvsepError(f"ImageNet weights do not match the ResNet-18: missing {missing}, unexpected {unexpected}")
+        return True
+
+    def grid(self, frames: Tensor) -> Tensor:
+        """Per-frame visual vectors: (B, 3, T, H, W) -> (B, K, T, H/16, W/16), before activation."""
+        batch, _, num, height, width = frames.shape
+        x = frames.transpose(1, 2).reshape(batch * num, 3, height, width)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.fc(x)
+        return x.reshape(batch, num, *x.shape[1:]).transpose(1, 2)
+
+    def forward(self, frames: Tensor) -> Tensor:
+        """Pooled over time and activated: (B, 3, T, H, W) -> (B, K, h, w)."""
+        grid = self.grid(frames)
+        pooled = grid.amax(dim=2) if self.temporal_pool == "max" else grid.mean(dim=2)
+        return ACTIVATIONS[self.activation](pooled)
+
+
+class SoundNet(nn.Module):
+    """A pix2pix-style U-Net: log magnitude (B, 1, F, T) -> K feature maps (B, K, F, T).
+
+    Down-sampling uses 4x4 stride-2 convolutions; up-sampling uses bilinear x2 then 3x3
+    convolutions, with skip connections by concatenation. F and T must be divisible by
+    2**levels.
+    """
+
+    def __init__(self, channels: int = 32, levels: int = 7, base: int = 64, activation: str = "none"):
+        super().__init__()
+        widths = [base * min(2 ** i, 8) for i in range(levels)]
+        self.input_norm = nn.BatchNorm2d(1)
+        self.down = nn.ModuleList()
+        self.up = nn.ModuleList()
+        for i in range(levels):
+            c_in = 1 if i == 0 else widths[i - 1]
+            layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2, inplace=True)]
+            layers.append(nn.Conv2d(c_in, widths[i], 4, 2, 1, bias=(i in (0, levels - 1))))
+            if 0 < i < levels - 1:
+                layers.append(nn.BatchNorm2d(widths[i]))
+            self.down.append(nn.Sequential(*layers))
+        for i in reversed(range(levels)):
+            # The innermost level sees only its own output; the others see the skip concatenation.
+            c_in = widths[i] if i == levels - 1 else 2 * widths[i]
+            c_out = channels if i == 0 else widths[i - 1]
+            layers = [nn.ReLU(inplace=True), nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                      nn.Conv2d(c_in, c_out, 3, 1, 1, bias=(i == 0))]
+            if i > 0:
+                layers.append(nn.BatchNorm2d(c_out))
+            self.up.append(nn.Sequential(*layers))
+        self.levels = levels
+        self.activation = activation
+
+    def forward(self, log_mag: Tensor) -> Tensor:
+        height, width = log_mag.shape[-2:]
+        step = 2 ** self.levels
+        if height % step or width % step:
+            raise AvsepError(f"spectrogram of {height}x{width} is not divisible by 2**unet_levels = {step}")
+        skips = []
+        x = self.input_norm(log_mag)
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+        x = skips.pop()
+        for block in self.up:
+            x = block(x)
+            if skips:
+                x = torch.cat([x, skips.pop()], dim=1)
+        return ACTIVATIONS[self.activation](x)
+
+
+class Synthesizer(nn.Module):
+    """Mask logits from visual vectors and audio features: sum_k v_k * s_k * a_k + b.
+
+    The map is linear in the visual vector, so averaging logits over pixels equals the logits
+    of the averaged vector.
+    """
+
+    def __init__(self, channels: int = 32):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, vectors: Tensor, sound: Tensor) -> Tensor:
+        """Pooled form: vectors (B, K), sound (B, K, F, T) -> logits (B, F, T)."""
+        return torch.einsum("bk,bkft->bft", vectors * self.scale, sound) + self.bias
+
+    def per_pixel(self, grid: Tensor, sound: Tensor) -> Tensor:
+        """Per-pixel form: grid (B, K, h, w), sound (B, K, F, T) -> logits (B, h, w, F, T)."""
+        return torch.einsum("bkhw,bkft->bhwft", grid * self.scale.view(1, -1, 1, 1), sound) + self.bias

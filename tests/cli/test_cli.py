@@ -1,0 +1,60 @@
+"""The command line through subprocesses, as a user runs it."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from avsep.data.decode import read_wav, wav_info
+from tests.conftest import PYTHON
+
+
+def avsep(*args, timeout=600):
+    return subprocess.run([PYTHON, "-m", "avsep", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_every_subcommand():
+    result = avsep("--help")
+    assert result.returncode == 0
+    for command in ("quickstart", "download", "preprocess", "train", "evaluate", "separate"):
+        assert command in result.stdout
+
+
+def test_console_script_is_installed():
+    script = shutil.which("avsep", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    assert script, "pip install should put an `avsep` script next to the interpreter"
+    result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("avsep ")
+
+
+def test_no_command_prints_help_and_fails():
+    result = avsep()
+    assert result.returncode == 2 and "COMMAND" in result.stdout
+
+
+@pytest.mark.slow
+def test_quickstart_end_to_end(tmp_path):
+    work = tmp_path / "qs"
+    result = avsep("quickstart", "--workdir", str(work), "--minutes", "0.25", "--per-label", "3", "--pairs", "6")
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "median SDR: model" in out and "oracle_ibm" in out and "by boxes: SDR" in out
+    table = [line for line in out.splitlines() if line.startswith(("model ", "mixture "))]
+    assert len(table) == 2
+    assert (work / "report" / "index.html").is_file()
+    wavs = sorted((work / "separated").glob("*.wav"))
+    assert len(wavs) == 3  # the mixture and the two instruments
+    for wav in wavs:
+        rate, samples = wav_info(wav)
+        assert rate == 11025 and samples > 11025 * 7
+        assert abs(read_wav(wav)).max() > 0
+    # a second run reuses every stage's output and only repeats evaluation and separation
+    again = avsep("quickstart", "--workdir", str(work), "--minutes", "0.25", "--per-label", "3", "--pairs", "6")
+    assert again.returncode == 0 and "already trained" in again.stdout
+
+
+def test_quickstart_rejects_bad_arguments(tmp_path):
+    result = avsep("quickstart", "--workdir", str(tmp_path), "--per-label", "2")
+    assert result.returncode == 2 and "--per-label" in result.stderr and "Traceback" not in result.stderr

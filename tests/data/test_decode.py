@@ -1,0 +1,185 @@
+"""Decoding with PyAV and the WAV reader of the training loader's hot path."""
+from __future__ import annotations
+
+import struct
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from avsep.data.decode import load_audio, probe, read_frames, read_wav, wav_info, write_wav
+from avsep.errors import AvsepError
+
+
+def make_video(path: Path, seconds: float = 7.0, fps: int = 24, size=(160, 120), tone: float = 440.0,
+               amplitude: float = 0.3, audio: bool = True, video: bool = True, counter: bool = False,
+               sample_rate: int = 22050) -> Path:
+    """An H.264 + AAC test video; with ``counter``, frame i is a flat gray of level 20 + 8 i."""
+    container = av.open(str(path), "w")
+    # Every stream must exist before the first packet is muxed (that writes the header).
+    if video:
+        vstream = container.add_stream("libx264", rate=fps)
+        vstream.width, vstream.height, vstream.pix_fmt = size[0], size[1], "yuv420p"
+    if audio:
+        astream = container.add_stream("aac", rate=sample_rate)
+        astream.layout = "mono"
+    if video:
+        for i in range(int(round(seconds * fps))):
+            image = np.zeros((size[1], size[0], 3), np.uint8)
+            if counter:
+                image[:] = 20 + 8 * i
+            else:
+                image[..., 0] = (i * 10) % 256
+                image[:, : (i % size[0]), 1] = 255
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            container.mux(vstream.encode(frame))
+        container.mux(vstream.encode())
+    if audio:
+        t = np.arange(int(seconds * sample_rate)) / sample_rate
+        samples = (amplitude * np.sin(2 * np.pi * tone * t)).astype(np.float32)
+        for start in range(0, len(samples), 1024):
+            frame = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="flt", layout="mono")
+            frame.sample_rate, frame.pts = sample_rate, start
+            container.mux(astream.encode(frame))
+        container.mux(astream.encode())
+    container.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    return make_video(tmp_path_factory.mktemp("decode") / "tone.mp4")
+
+
+# --- audio ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rate", [11025, 16000])
+def test_load_audio_resamples_to_mono_float(video, rate):
+    audio = load_audio(video, sample_rate=rate)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    # AAC adds an encoder delay and pads the last frame: allow a few hundred samples.
+    assert abs(len(audio) - 7 * rate) < 0.05 * rate
+    spectrum = np.abs(np.fft.rfft(audio[rate:3 * rate]))
+    assert np.argmax(spectrum) * rate / (2 * rate) == pytest.approx(440, abs=2)
+    assert 0.25 < np.percentile(np.abs(audio), 99.5) < 0.35
+
+
+def test_load_audio_reads_wav(tmp_path):
+    signal = np.sin(np.linspace(0, 200, 5000)).astype(np.float32) * 0.5
+    write_wav(tmp_path / "a.wav", signal, 11025)
+    np.testing.assert_allclose(load_audio(tmp_path / "a.wav", 11025), signal, atol=1e-4)
+
+
+def test_load_audio_errors_name_the_file(tmp_path):
+    silent_video = make_video(tmp_path / "noaudio.mp4", seconds=1, audio=False)
+    with pytest.raises(AvsepError, match="noaudio.mp4: no audio stream"):
+        load_audio(silent_video)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(np.random.default_rng(0).bytes(20000))
+    with pytest.raises(AvsepError, match="junk.mp4: cannot decode"):
+        load_audio(junk)
+    with pytest.raises(AvsepError, match="missing.mp4"):
+        load_audio(tmp_path / "missing.mp4")
+
+
+# --- frames ---------------------------------------------------------------------------------
+
+def test_read_frames_samples_at_fps_and_resizes(video):
+    frames = list(read_frames(video, fps=8, short_side=256))
+    assert abs(len(frames) - 7 * 8) <= 1
+    assert all(f.mode == "RGB" and f.size == (341, 256) for f in frames)
+    portrait = list(read_frames(video, fps=2, short_side=64))
+    assert len(portrait) == 14 and portrait[0].size == (85, 64)
+    assert next(read_frames(video, short_side=None)).size == (160, 120)
+
+
+@pytest.mark.parametrize("source_fps", [12, 5])
+def test_read_frames_picks_the_frame_shown_at_each_time(tmp_path, source_fps):
+    # Dropping (12 -> 8 fps) and duplicating (5 -> 8 fps): output k shows source frame floor(k * src / 8).
+    path = make_video(tmp_path / "counter.mp4", seconds=2, fps=source_fps, counter=True, audio=False)
+    levels = [np.asarray(f).mean() for f in read_frames(path, fps=8, short_side=None)]
+    assert len(levels) == 16
+    shown = [round((level - 20) / 8) for level in levels]
+    assert shown == [k * source_fps // 8 for k in range(16)]
+
+
+def test_read_frames_without_video_stream(tmp_path):
+    path = make_video(tmp_path / "audio_only.mp4", seconds=1, video=False)
+    with pytest.raises(AvsepError, match="audio_only.mp4: no video stream"):
+        list(read_frames(path))
+
+
+def test_probe(video, tmp_path):
+    info = probe(video)
+    assert info["duration"] == pytest.approx(7.0, abs=0.1)
+    assert info["has_audio"] and info["has_video"]
+    assert (info["width"], info["height"], info["fps"]) == (160, 120, 24.0)
+    audio_only = probe(make_video(tmp_path / "a.mp4", seconds=1, video=False))
+    assert audio_only["has_audio"] and not audio_only["has_video"] and audio_only["width"] == 0
+
+
+# --- WAV ------------------------------------------------------------------------------------
+
+def test_wav_round_trip_windows_and_padding(tmp_path):
+    audio = np.random.default_rng(1).uniform(-1, 1, 20000).astype(np.float32)
+    path = tmp_path / "x.wav"
+    write_wav(path, audio, 11025)
+    assert wav_info(path) == (11025, 20000)
+    assert not list(tmp_path.glob("*.part"))
+    tol = 0.5 / 32768 + 1e-7
+    np.testing.assert_allclose(read_wav(path), audio, atol=tol)
+    np.testing.assert_allclose(read_wav(path, 1000, 500), audio[1000:1500], atol=tol)
+    tail = read_wav(path, 19900, 300)  # runs past the end: zero-padded
+    assert tail.shape == (300,) and tail.dtype == np.float32
+    np.testing.assert_allclose(tail[:100], audio[19900:], atol=tol)
+    assert not tail[100:].any()
+    head = read_wav(path, -10, 20)  # starts before the beginning
+    assert not head[:10].any() and np.allclose(head[10:], audio[:10], atol=tol)
+    assert not read_wav(path, 30000, 10).any()
+
+
+def test_write_wav_clips_and_rejects_stereo(tmp_path):
+    write_wav(tmp_path / "c.wav", np.array([2.0, -2.0, 0.5]), 8000)
+    np.testing.assert_allclose(read_wav(tmp_path / "c.wav"), [1, -1, 0.5], atol=1e-4)
+    with pytest.raises(ValueError):
+        write_wav(tmp_path / "s.wav", np.zeros((2, 10)), 8000)
+
+
+def _wav_bytes(data: np.ndarray, tag: int, channels: int, rate: int, extra_chunk: bool) -> bytes:
+    body = data.tobytes()
+    bits = data.dtype.itemsize * 8
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * channels * bits // 8, channels * bits // 8, bits)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    if extra_chunk:  # e.g. the LIST chunk FFmpeg writes, with an odd size to check the padding
+        chunks += b"LIST" + struct.pack("<I", 5) + b"INFOx\0"
+    chunks += b"data" + struct.pack("<I", len(body)) + body
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+def test_read_wav_float_stereo_and_extra_chunks(tmp_path):
+    mono = np.linspace(-0.5, 0.5, 1000, dtype="<f4")
+    (tmp_path / "f.wav").write_bytes(_wav_bytes(mono, 3, 1, 16000, extra_chunk=True))
+    assert wav_info(tmp_path / "f.wav") == (16000, 1000)
+    np.testing.assert_array_equal(read_wav(tmp_path / "f.wav", 10, 5), mono[10:15])
+    stereo = np.stack([np.full(100, 1000), np.full(100, 3000)], axis=1).astype("<i2")
+    (tmp_path / "s.wav").write_bytes(_wav_bytes(stereo, 1, 2, 8000, extra_chunk=False))
+    np.testing.assert_allclose(read_wav(tmp_path / "s.wav", 0, 4), 2000 / 32768)
+    (tmp_path / "bad.wav").write_bytes(b"not a wav file at all")
+    with pytest.raises(AvsepError, match="bad.wav: not a WAV file"):
+        read_wav(tmp_path / "bad.wav")
+
+
+def test_read_wav_window_is_fast(tmp_path):
+    # The loader reads thousands of random 65535-sample windows per epoch.
+    path = tmp_path / "long.wav"
+    write_wav(path, np.random.default_rng(2).uniform(-1, 1, 11025 * 120).astype(np.float32), 11025)
+    starts = np.random.default_rng(3).integers(0, 11025 * 120 - 65535, 200)
+    began = time.perf_counter()
+    for start in starts:
+        window = read_wav(path, int(start), 65535)
+    per_read = (time.perf_counter() - began) / len(starts)
+    assert window.shape == (65535,)
+    assert per_read < 0.005, f"{per_read * 1e3:.2f} ms per window"

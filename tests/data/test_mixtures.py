@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+
+from avsep.config import Config
+from avsep.data.mixtures import MixtureDataset, fixed_mixtures, make_loader
+from avsep.errors import AvsepError
+from avsep.data.index import read_index
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return Config.preset("small").replace(num_frames=3, frame_stride=1.0)
+
+
+def test_mixture_is_the_sum_of_its_sources(tiny_dataset, cfg):
+    dataset = MixtureDataset(read_index(tiny_dataset / "train.csv"), cfg, train=True, length=8)
+    for i in range(4):
+        item = dataset[i]
+        assert item["sources"].shape == (2, cfg.audio_len)
+        assert torch.allclose(item["mix"], item["sources"].sum(dim=0))
+        assert item["frames"].shape == (2, 3, 3, cfg.img_size, cfg.img_size)
+        assert item["labels"][0] != item["labels"][1], "a mix never holds two videos of the same label"
+
+
+@pytest.mark.parametrize("num_mix", [3])
+def test_mixtures_of_more_sources_have_distinct_labels(tiny_dataset, cfg, num_mix):
+    dataset = MixtureDataset(read_index(tiny_dataset / "train.csv"), cfg.replace(num_mix=num_mix), length=6)
+    for i in range(6):
+        assert len(set(dataset[i]["labels"].tolist())) == num_mix
+
+
+def test_training_items_are_random_but_reproducible(tiny_dataset, cfg):
+    rows = read_index(tiny_dataset / "train.csv")
+    a, b = MixtureDataset(rows, cfg, length=4), MixtureDataset(rows, cfg, length=4)
+    assert torch.equal(a[1]["mix"], b[1]["mix"])
+    assert not torch.equal(a[1]["mix"], a[2]["mix"])
+    b.epoch = 1
+    assert not torch.equal(a[1]["mix"], b[1]["mix"])
+
+
+def test_gains_vary_in_training_and_are_unit_in_evaluation(tiny_dataset, cfg):
+    rows = read_index(tiny_dataset / "train.csv")
+    train = MixtureDataset(rows, cfg, length=20)
+    rms = [float(train[i]["sources"][0].pow(2).mean().sqrt()) for i in range(20)]
+    assert max(rms) / min(rms) > 1.3
+    factor = 10 ** (cfg.gain_db / 20)
+    assert max(rms) <= 0.1 * factor * 1.01 and min(rms) >= 0.1 / factor * 0.99
+    evaluation = MixtureDataset(rows, cfg, train=False, mixtures=fixed_mixtures(rows, 2, 5, seed=0))
+    for i in range(5):
+        assert np.allclose(evaluation[i]["sources"].pow(2).mean(dim=1).sqrt().numpy(), 0.1, rtol=1e-3)
+
+
+def test_fixed_mixtures_are_seeded_and_never_repeat_a_label(tiny_dataset):
+    rows = read_index(tiny_dataset / "test.csv")
+    groups = fixed_mixtures(rows, 2, 20, seed=3)
+    assert groups == fixed_mixtures(rows, 2, 20, seed=3)
+    assert groups != fixed_mixtures(rows, 2, 20, seed=4)
+    for group in groups:
+        assert rows[group[0]].label != rows[group[1]].label
+    assert len({tuple(sorted(g)) for g in groups}) == 20  # 27 distinct pairs exist: no repeats needed
+
+
+def test_too_few_labels_is_a_clear_error(tiny_dataset, cfg):
+    rows = [r for r in read_index(tiny_dataset / "train.csv") if r.label == "low"]
+    with pytest.raises(AvsepError, match="1 label"):
+        MixtureDataset(rows, cfg)
+
+
+def test_loader_batches(tiny_dataset, cfg):
+    dataset = MixtureDataset(read_index(tiny_dataset / "train.csv"), cfg, length=6)
+    batch = next(iter(make_loader(dataset, 3, workers=1)))
+    assert batch["mix"].shape == (3, cfg.audio_len)
+    assert batch["frames"].shape == (3, 2, 3, 3, cfg.img_size, cfg.img_size)
+
+
+def test_rows_with_missing_files_are_dropped_with_a_warning(tiny_dataset, caplog):
+    from dataclasses import replace
+
+    from avsep.data.mixtures import check_rows
+
+    rows = read_index(tiny_dataset / "train.csv")
+    broken = [replace(rows[0], audio=rows[0].audio.with_name("gone.wav"))] + rows[1:]
+    with caplog.at_level("WARNING", logger="avsep"):
+        kept = check_rows(broken, "train.csv")
+    assert kept == rows[1:]
+    assert "skipping 1 of 9 videos" in caplog.text and "gone.wav" in caplog.text
+    with pytest.raises(AvsepError, match="none of its 1 videos"):
+        check_rows(broken[:1], "train.csv")
+
+
+def test_an_unreadable_training_video_is_logged_and_replaced(tiny_dataset, tmp_path, cfg, caplog):
+    from dataclasses import replace
+
+    rows = read_index(tiny_dataset / "train.csv")
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF....not really a wav file at all")
+    rows[0] = replace(rows[0], audio=corrupt)
+    dataset = MixtureDataset(rows, cfg, length=30)
+    with caplog.at_level("WARNING", logger="avsep"):
+        items = [dataset[i] for i in range(30)]
+    assert caplog.text.count("skipping") == 1 and "corrupt.wav" in caplog.text, "logged once, then never drawn again"
+    assert all(0 not in item["rows"].tolist() for item in items)

@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+from avsep.models.checkpoint import load_checkpoint, load_model, save_checkpoint
+from avsep.config import Config
+from avsep.errors import AvsepError
+from avsep.models.sop import SoundOfPixels
+
+
+def test_checkpoint_is_a_plain_dict_loadable_with_weights_only(tmp_path):
+    cfg = Config.preset("small").replace(channels=8)
+    model = SoundOfPixels(cfg)
+    path = save_checkpoint(tmp_path / "run" / "last.pt", model, cfg, step=7)
+    state = torch.load(path, weights_only=True)
+    assert state["config"] == cfg.to_dict() and state["step"] == 7
+    assert set(state["versions"]) >= {"avsep", "torch", "torchvision"}
+    assert all(isinstance(v, torch.Tensor) for v in state["model"].values())
+    assert Config.load(tmp_path / "run" / "config.json") == cfg
+    assert not list((tmp_path / "run").glob("*.part")), "no temporary file is left behind"
+
+
+def test_load_model_restores_the_weights(tmp_path):
+    cfg = Config.preset("small").replace(channels=8)
+    model = SoundOfPixels(cfg)
+    with torch.no_grad():
+        model.synthesizer.bias.fill_(0.25)
+    save_checkpoint(tmp_path / "a.pt", model, cfg)
+    loaded, loaded_cfg, _ = load_model(tmp_path / "a.pt")
+    assert loaded_cfg == cfg and not loaded.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key])
+
+
+def test_bad_checkpoints_get_one_line_errors(tmp_path):
+    with pytest.raises(AvsepError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(AvsepError, match="junk.pt: not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(AvsepError, match="not an avsep checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")

@@ -1,0 +1,113 @@
+import pytest
+import torch
+
+from avsep.config import Config
+from avsep.errors import AvsepError
+from avsep.models.sop import SoundOfPixels
+from avsep.models.networks import FrameNet, SoundNet, Synthesizer
+
+
+@pytest.fixture(scope="module")
+def sop_model():
+    torch.manual_seed(0)
+    return SoundOfPixels(Config.preset("sop").replace(imagenet_pretrained=False)).eval()
+
+
+def test_sop_shapes(sop_model):
+    cfg = sop_model.cfg
+    frames = torch.randn(1, 2, 3, cfg.num_frames, 224, 224)
+    log_mag = torch.randn(1, 1, 256, 256)
+    with torch.no_grad():
+        assert sop_model.visual_grid(frames[:, 0]).shape == (1, 32, 14, 14)
+        assert sop_model(log_mag, frames).shape == (1, 2, 256, 256)
+        assert sop_model.pixel_logits(log_mag, frames[:, 0]).shape == (1, 14, 14, 256, 256)
+
+
+@pytest.mark.parametrize("levels", [5, 6, 7])
+def test_unet_levels(levels):
+    net = SoundNet(channels=8, levels=levels, base=8).eval()
+    with torch.no_grad():
+        assert net(torch.randn(2, 1, 128, 128)).shape == (2, 8, 128, 128)
+    with pytest.raises(AvsepError, match="divisible"):
+        net(torch.randn(1, 1, 128, 100))
+
+
+def test_frame_net_stride_16_and_width():
+    net = FrameNet(channels=5, width=16).eval()
+    with torch.no_grad():
+        assert net(torch.randn(1, 3, 2, 224, 160)).shape == (1, 5, 14, 10)
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in FrameNet(5, 64).parameters()) / 10
+
+
+def test_temporal_max_pool_takes_the_max_over_frames():
+    net = FrameNet(channels=4, width=8, activation="none").eval()
+    frames = torch.randn(2, 3, 3, 64, 64)
+    with torch.no_grad():
+        grid = net.grid(frames)
+        assert torch.allclose(net(frames), grid.amax(dim=2))
+
+
+def test_per_pixel_synthesizer_matches_pooled_one():
+    torch.manual_seed(0)
+    synth = Synthesizer(6)
+    with torch.no_grad():
+        synth.scale.uniform_(0.5, 2.0)
+        synth.bias.fill_(0.3)
+    grid = torch.rand(2, 6, 4, 5)
+    sound = torch.randn(2, 6, 16, 8)
+    per_pixel = synth.per_pixel(grid, sound)
+    assert per_pixel.shape == (2, 4, 5, 16, 8)
+    # each pixel's mask is the pooled synthesizer applied to that pixel's vector
+    assert torch.allclose(per_pixel[:, 1, 3], synth(grid[:, :, 1, 3], sound), atol=1e-5)
+    # linearity: the mean of per-pixel logits is the logits of the mean vector
+    assert torch.allclose(per_pixel.mean(dim=(1, 2)), synth(grid.mean(dim=(2, 3)), sound), atol=1e-5)
+    # where one pixel holds the max of every channel, max-pooling the vectors picks that pixel
+    peaked = grid * 0.1
+    peaked[:, :, 2, 2] = 1.0
+    assert torch.allclose(synth(peaked.amax(dim=(2, 3)), sound), synth.per_pixel(peaked, sound)[:, 2, 2], atol=1e-5)
+
+
+def test_model_pixel_masks_max_pool_to_the_training_mask_for_a_uniform_frame():
+    torch.manual_seed(0)
+    cfg = Config.preset("small")
+    model = SoundOfPixels(cfg).eval()
+    frames = torch.zeros(1, 1, 3, cfg.num_frames, cfg.img_size, cfg.img_size)  # the same vector at every pixel
+    log_mag = torch.randn(1, 1, cfg.freq_bins, cfg.time_frames)
+    with torch.no_grad():
+        pooled = model(log_mag, frames)[:, 0]
+        pixels = model.pixel_logits(log_mag, frames[:, 0])
+    interior = pixels[:, 1:-1, 1:-1]  # border cells see zero padding, the interior is uniform
+    assert torch.allclose(interior.amax(dim=(1, 2)), interior.amin(dim=(1, 2)), atol=1e-4)
+    vectors = model.visual_grid(frames[:, 0])
+    assert torch.allclose(pooled, model.synthesizer(vectors.amax(dim=(2, 3)), model.sound_features(log_mag)), atol=1e-5)
+
+
+def test_imagenet_weights_load_from_the_torch_cache(tmp_path, monkeypatch):
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    reference = resnet18()
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(reference.state_dict(), cache / ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1])
+    net = FrameNet(channels=8, width=64)
+    assert net.load_imagenet() is True
+    assert torch.equal(net.layer3[1].conv2.weight, reference.layer3[1].conv2.weight)
+    assert torch.equal(net.bn1.running_mean, reference.bn1.running_mean)
+
+
+def test_missing_imagenet_weights_need_random_init(tmp_path, monkeypatch):
+    import torch.hub
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    net = FrameNet(channels=8, width=64)
+    with pytest.raises(AvsepError, match="random-init"):
+        net.load_imagenet()
+    before = net.conv1.weight.clone()
+    assert net.load_imagenet(allow_random=True) is False
+    assert torch.equal(before, net.conv1.weight)
