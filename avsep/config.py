@@ -1,26 +1,33 @@
-"""The one configuration object: every size, rate and switch of data, model and training.
+"""The one configuration object: every size, rate, constant and switch the model depends on.
 
-A :class:`Config` is saved inside every checkpoint and as ``config.json`` next to it, so a
-checkpoint alone is enough to rebuild its model and data pipeline.
+A :class:`Config` defines a model and its whole data path (audio, frames, loudness, warp,
+augmentation, mixing, optimisation and the step schedule), so it is saved inside every
+checkpoint and as ``config.json`` next to it: a checkpoint alone rebuilds its model and the
+exact inputs it expects. Settings of one run on one machine (workers, device, time budget,
+how often to save) are not part of it; they live in :class:`RunSettings`.
 
 Two presets are provided:
 
 * ``sop``: the configuration of "The Sound of Pixels" (Zhao et al., ECCV 2018).
-* ``small``: a configuration that learns in minutes on a laptop CPU (see docs/config.md for
-  the measurements behind it).
+* ``small``: a configuration that learns in minutes on a laptop CPU and transfers to scenes it
+  has never seen (see docs/config.md and docs/training.md for the measurements behind it).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from avsep.errors import AvsepError
 
+# Keys that older checkpoints carry but that are now run settings or gone: ignored on load.
+LEGACY_KEYS = {"workers", "checkpoint_minutes", "preset"}
 
-@dataclass
+
+@dataclass(frozen=True)
 class Config:
     # --- audio and spectrogram -------------------------------------------------------------
     sample_rate: int = 11025          # Hz, mono
@@ -29,14 +36,17 @@ class Config:
     stft_hop: int = 256               # STFT hop in samples
     freq_bins: int = 256              # height of the log-frequency warped spectrogram
     log_freq: bool = True             # warp the frequency axis to log scale
+    warp_base: float = 21.0           # rows are spaced as warp_base**u, u in [0, 1] (the original's warp)
+    target_rms: float = 0.1           # every mixture window is scaled to this RMS before the networks
     # --- frames ----------------------------------------------------------------------------
     frame_rate: float = 8.0           # fps of the extracted frames
     num_frames: int = 3               # frames per clip given to the vision network
     frame_stride: float = 3.0         # seconds between those frames
-    img_size: int = 224               # square crop given to the ResNet
+    img_size: int = 224               # frames are scaled so that their shorter side is this
     # --- networks --------------------------------------------------------------------------
     channels: int = 32                # K: size of the visual vectors and audio feature maps
     resnet_width: int = 64            # channels of the ResNet-18 stem (64 is the standard net)
+    visual_stride: int = 16           # output stride of the ResNet: 16 (paper) or 8 (finer grid)
     imagenet_pretrained: bool = True  # load torchvision's ImageNet weights (resnet_width=64 only)
     img_activation: str = "sigmoid"   # activation on the visual vectors: sigmoid|relu|none
     temporal_pool: str = "max"        # how frames are pooled over time: max|avg
@@ -48,22 +58,30 @@ class Config:
     mask_type: str = "binary"         # binary|ratio
     loss: str = "bce"                 # bce|l1|l2
     weighted_loss: bool = True        # weight each bin by log(1 + |mixture|)
-    # --- mixing ----------------------------------------------------------------------------
+    mask_threshold: float = 0.5       # binary masks are thresholded here in the paper's scoring protocol
+    pixel_loss: float = 0.0           # weight of the per-pixel (multiple-instance) loss beside the pooled one
+    # --- mixing and augmentation -----------------------------------------------------------
     num_mix: int = 2                  # sources per training mixture (2 to 4)
     gain_db: float = 6.0              # each source gets a random gain in [-gain_db, +gain_db]
+    crop_scale: float = 1.0           # random crops keep this fraction of the frame's area, or more
+    color_jitter: float = 0.0         # strength of random brightness/contrast/saturation/hue changes
+    blur_prob: float = 0.0            # probability of a random Gaussian blur of a view
+    cutout_prob: float = 0.0          # probability of a grey rectangle over part of a view
+    compose_prob: float = 0.0         # probability that a view shows a tile of another video (composed frames)
     # --- optimisation ----------------------------------------------------------------------
     optimizer: str = "sgd"            # sgd|adam
     lr_frame: float = 1e-4
     lr_sound: float = 1e-3
     lr_synth: float = 1e-3
+    lr_milestones: tuple = (40, 60)   # epochs after which every learning rate is multiplied by lr_gamma
+    lr_gamma: float = 0.1
     momentum: float = 0.9             # SGD momentum, or Adam's beta1
     weight_decay: float = 1e-4
     batch_size: int = 16
     epochs: int = 100                 # an epoch is `epoch_size` mixtures
     epoch_size: int = 2000
-    workers: int = 1                  # data-loader processes
-    # --- bookkeeping -----------------------------------------------------------------------
-    checkpoint_minutes: float = 5.0   # save last.pt at least this often
+    # --- schedule --------------------------------------------------------------------------
+    val_every: int = 500              # validate, checkpoint and maybe update best.pt every this many steps
     val_pairs: int = 32               # fixed validation mixtures scored for best.pt
     seed: int = 1234
     # Not called `preset`: that name is the classmethod below, which a field would clash with.
@@ -89,16 +107,30 @@ class Config:
         """Frames (at ``frame_rate``) between the frames given to the vision network."""
         return max(1, round(self.frame_stride * self.frame_rate))
 
+    @property
+    def grid_size(self) -> int:
+        """Cells along each side of the visual grid of an ``img_size`` square view."""
+        return math.ceil(self.img_size / self.visual_stride)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, self.epoch_size // self.batch_size)
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
     # --- (de)serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "Config":
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(values) - known - LEGACY_KEYS)
         if unknown:
             raise AvsepError(f"unknown configuration key(s): {', '.join(unknown)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
         return cls(**values).validated()
 
     @classmethod
@@ -121,31 +153,44 @@ class Config:
     def with_overrides(self, overrides: Iterable[str]) -> "Config":
         """Apply ``key=value`` strings, converting each value to the key's type."""
         values = self.to_dict()
-        types = {f.name: type(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        kinds = {f.name: type(getattr(self, f.name)) for f in dataclasses.fields(self)}
         for item in overrides:
             key, sep, raw = item.partition("=")
             key = key.strip().replace("-", "_")
             if not sep:
                 raise AvsepError(f"override {item!r}: expected KEY=VALUE")
-            if key not in types:
+            if key not in kinds:
                 raise AvsepError(f"override {item!r}: unknown configuration key {key!r}")
-            values[key] = _parse_value(key, raw.strip(), types[key])
+            values[key] = _parse_value(key, raw.strip(), kinds[key])
         return Config.from_dict(values)
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes).validated()
 
+    def differences(self, other: "Config") -> list[str]:
+        """Names of the keys whose values differ from ``other``'s, sorted."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return sorted(k for k in mine if mine[k] != theirs[k])
+
     def validated(self) -> "Config":
         """Raise :class:`AvsepError` naming the key if a value is out of range."""
-        checks = [
+        for ok, message in self._checks():
+            if not ok:
+                raise AvsepError(f"invalid configuration: {message}")
+        return self
+
+    def _checks(self) -> list[tuple[bool, str]]:
+        activations = ("sigmoid", "relu", "none")
+        return [
             (2 <= self.num_mix <= 4, "num_mix must be 2, 3 or 4"),
             (self.unet_levels in (5, 6, 7), "unet_levels must be 5, 6 or 7"),
+            (self.visual_stride in (8, 16), "visual_stride must be 8 or 16"),
             (self.mask_type in ("binary", "ratio"), "mask_type must be binary or ratio"),
             (self.loss in ("bce", "l1", "l2"), "loss must be bce, l1 or l2"),
             (self.optimizer in ("sgd", "adam"), "optimizer must be sgd or adam"),
-            (self.img_activation in ("sigmoid", "relu", "none"), "img_activation must be sigmoid, relu or none"),
-            (self.sound_activation in ("sigmoid", "relu", "none"), "sound_activation must be sigmoid, relu or none"),
-            (self.output_activation in ("sigmoid", "relu", "none"), "output_activation must be sigmoid, relu or none"),
+            (self.img_activation in activations, "img_activation must be sigmoid, relu or none"),
+            (self.sound_activation in activations, "sound_activation must be sigmoid, relu or none"),
+            (self.output_activation in activations, "output_activation must be sigmoid, relu or none"),
             (self.temporal_pool in ("max", "avg"), "temporal_pool must be max or avg"),
             (not (self.loss == "bce" and self.output_activation != "sigmoid"), "loss=bce needs output_activation=sigmoid"),
             (self.stft_frame % 2 == 0 and self.stft_hop > 0, "stft_frame must be even and stft_hop positive"),
@@ -153,14 +198,45 @@ class Config:
              f"audio_len//stft_hop+1 = {self.time_frames} time frames must be divisible by 2**unet_levels"),
             (self.freq_bins % 2 ** self.unet_levels == 0, "freq_bins must be divisible by 2**unet_levels"),
             (self.num_frames >= 1 and self.img_size >= 32, "num_frames must be >= 1 and img_size >= 32"),
+            (self.img_size % self.visual_stride == 0, "img_size must be a multiple of visual_stride"),
             (self.channels >= 1 and self.batch_size >= 1, "channels and batch_size must be positive"),
             (not (self.imagenet_pretrained and self.resnet_width != 64),
              "imagenet_pretrained needs resnet_width=64 (the ImageNet net)"),
+            (self.target_rms > 0 and self.warp_base > 1, "target_rms must be positive and warp_base above 1"),
+            (0 < self.crop_scale <= 1, "crop_scale must be in (0, 1]"),
+            (all(0 <= p <= 1 for p in (self.blur_prob, self.cutout_prob, self.compose_prob)),
+             "blur_prob, cutout_prob and compose_prob must be in [0, 1]"),
+            (self.color_jitter >= 0 and self.pixel_loss >= 0, "color_jitter and pixel_loss must be >= 0"),
+            (all(isinstance(m, int) and m > 0 for m in self.lr_milestones), "lr_milestones must be positive epochs"),
+            (self.val_every >= 1 and self.epochs >= 1 and self.epoch_size >= 1,
+             "val_every, epochs and epoch_size must be positive"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise AvsepError(f"invalid configuration: {message}")
-        return self
+
+
+@dataclass
+class RunSettings:
+    """How one run uses one machine; never saved in a checkpoint (another machine may resume it).
+
+    Attributes:
+        workers: data-loader processes.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
+        max_minutes: an outer bound on this invocation's training time (validation excluded);
+            decisions (validation, best.pt, stopping) are otherwise taken by steps.
+        max_steps: stop at this global step (None: at the end of the configured epochs).
+        save_minutes: also write ``last.pt`` (for crash safety only) at least this often.
+        progress: show a progress bar.
+    """
+    workers: int = 1
+    device: str = "auto"
+    max_minutes: Optional[float] = None
+    max_steps: Optional[int] = None
+    save_minutes: float = 5.0
+    progress: bool = True
+
+
+def _plain(value: Any) -> Any:
+    """Tuples become lists, so the dict is JSON and ``weights_only`` friendly."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _parse_value(key: str, raw: str, kind: type) -> Any:
@@ -171,22 +247,27 @@ def _parse_value(key: str, raw: str, kind: type) -> Any:
             if raw.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError(raw)
+        if kind is tuple:
+            return [int(v) for v in raw.split(",") if v.strip()]
         return kind(float(raw)) if kind is int and "." in raw else kind(raw)
     except ValueError:
-        raise AvsepError(f"override {key}={raw!r}: expected a {kind.__name__}") from None
+        what = "comma-separated integers" if kind is tuple else f"a {kind.__name__}"
+        raise AvsepError(f"override {key}={raw!r}: expected {what}") from None
 
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's MUSIC configuration (the defaults above).
     "sop": {},
     # Learns in minutes on 2 CPU cores: ~3 s clips, a 128x128 log-frequency spectrogram, one
-    # 112-pixel frame, a quarter-width ResNet-18 and a narrow 5-level U-Net, trained with Adam.
+    # frame, a quarter-width ResNet-18 and a narrow 5-level U-Net, trained with Adam. Its
+    # augmentation and per-pixel loss are what make it work on scenes it has never seen
+    # (docs/training.md has the ablation).
     "small": dict(
         audio_len=32767, freq_bins=128,
         num_frames=1, img_size=112,
         channels=16, resnet_width=16, imagenet_pretrained=False,
         unet_levels=5, unet_channels=16,
         optimizer="adam", lr_frame=1e-3, lr_sound=1e-3, lr_synth=1e-3, weight_decay=0.0,
-        batch_size=16, epoch_size=1000, checkpoint_minutes=2.0, val_pairs=24,
+        lr_milestones=(), batch_size=16, epoch_size=1000, val_every=250, val_pairs=24,
     ),
 }

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avsep.config import Config  # noqa: E402
 from avsep.models.sop import SoundOfPixels  # noqa: E402
-from avsep.dsp.spectrogram import mixture_features  # noqa: E402
+from avsep.dsp.inputs import mixture_features  # noqa: E402
 
 TARGETS = {"train_sop_b4": 0.6, "loader_sop_1worker": 20.0, "infer_pixel_s": 0.5}
 

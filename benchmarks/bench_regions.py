@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avsep.evaluation.evaluate import score_against_stems  # noqa: E402
+from avsep.evaluation.scoring import score_against_stems  # noqa: E402
 from avsep.inference.separator import Box, Separator  # noqa: E402
 from avsep.synth import load_duets  # noqa: E402
 

@@ -18,10 +18,13 @@ os.environ.setdefault("PYTHONPATH", str(REPO))
 PYTHON = sys.executable
 
 
-def write_tiny_dataset(root: Path, labels=("low", "mid", "high"), per_label=3, seconds=7.0, sample_rate=11025):
-    """Tones of a label-specific pitch, with frames of a label-specific colour: (root, rows)."""
+def write_tiny_dataset(root: Path, labels=("low", "mid", "high"), per_label=6, seconds=7.0, sample_rate=11025):
+    """Tones of a label-specific pitch, with frames of a label-specific colour: (root, rows).
+
+    Each label's videos are split 3 / 1 / 2 into disjoint train, val and test index files.
+    """
     rng = np.random.default_rng(0)
-    rows = []
+    rows = {"train": [], "val": [], "test": []}
     colours = {label: tuple(int(c) for c in rng.integers(0, 255, 3)) for label in labels}
     for k, label in enumerate(labels):
         for v in range(per_label):
@@ -35,10 +38,10 @@ def write_tiny_dataset(root: Path, labels=("low", "mid", "high"), per_label=3, s
             num_frames = int(seconds * 8)
             for i in range(num_frames):
                 Image.new("RGB", (340, 256), colours[label]).save(frames_dir / f"{i + 1:06d}.jpg")
-            rows.append(IndexRow(audio_path, frames_dir, num_frames, label))
-    write_index(root / "train.csv", rows, relative_to=root)
-    write_index(root / "val.csv", rows, relative_to=root)
-    write_index(root / "test.csv", rows, relative_to=root)
+            split = "train" if v < per_label // 2 else "val" if v == per_label // 2 else "test"
+            rows[split].append(IndexRow(audio_path, frames_dir, num_frames, label))
+    for split, split_rows in rows.items():
+        write_index(root / f"{split}.csv", split_rows, relative_to=root)
     return rows
 
 

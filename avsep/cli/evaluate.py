@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
-from typing import Any
 
 from avsep.errors import AvsepError
-from avsep.evaluation.evaluate import evaluate, format_table
+from avsep.evaluation.evaluate import evaluate
+from avsep.evaluation.tables import format_table, json_safe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,26 +16,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="split of --data")
     parser.add_argument("--index", type=Path, help="any index file, instead of --data/--split")
     parser.add_argument("--num-mix", type=int, help="sources per mixture (default: the checkpoint's)")
-    parser.add_argument("--pairs", type=int, default=100, help="number of mixtures (default: 100)")
+    parser.add_argument("--pairs", type=int, default=100, help="distinct mixtures to score (default: 100)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fixed mixtures")
     parser.add_argument("--oracle", choices=["ibm", "irm"], help="also score ideal masks on the same mixtures")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail if the index holds videos that the checkpoint was trained on")
     parser.add_argument("--report", type=Path, metavar="DIR", help="write an HTML report there")
     parser.add_argument("--report-items", type=int, default=12, help="mixtures shown in the report")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=0, help="data-loader processes")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: cuda if available)")
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become null, so the output is strict JSON."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,11 +37,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise AvsepError("give --data FOLDER [--split test] or --index FILE")
     summary = evaluate(args.checkpoint, index, args.num_mix, args.pairs, args.seed, args.oracle, args.report,
-                       args.report_items, args.batch_size, args.workers, args.device, progress=not args.json)
+                       args.report_items, args.batch_size, args.workers, args.device, progress=not args.json,
+                       strict=args.strict)
     if args.json:
-        print(json.dumps(_json_safe(summary)))
+        print(json.dumps(json_safe(summary)))
     else:
         print(format_table(summary))
-        print(f"{summary['sources_scored']} sources in {summary['pairs']} mixtures of {summary['num_mix']}"
-              + (f"; report: {summary['report']}" if "report" in summary else ""))
+        if "report" in summary:
+            print(f"report: {summary['report']}")
     return 0

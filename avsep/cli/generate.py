@@ -7,7 +7,6 @@ import os
 import time
 
 from avsep.errors import AvsepError
-from avsep.synth import make_bad_files, make_duets, make_solo_collection
 
 log = logging.getLogger("avsep")
 
@@ -46,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from avsep.synth import make_bad_files, make_duets, make_solo_collection
+
     start = time.perf_counter()
     try:
         if args.kind == "solo":

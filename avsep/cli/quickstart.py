@@ -12,9 +12,8 @@ import logging
 import time
 from pathlib import Path
 
-from avsep.config import Config
+from avsep.config import Config, RunSettings
 from avsep.errors import AvsepError
-from avsep.utils import pick_device
 
 log = logging.getLogger("avsep")
 
@@ -47,8 +46,8 @@ def train_for(cfg: Config, data: Path, run_dir: Path, minutes: float) -> Path:
         cfg = Config.from_dict(state["config"])
     if done < minutes:
         cfg = cfg.replace(epochs=max(cfg.epochs, 10_000))  # time, not epochs, bounds the quickstart
-        trainer = Trainer(cfg, data / "train.csv", data / "val.csv", run_dir, pick_device(), resume_state=state)
-        trainer.fit(minutes - done)
+        settings = RunSettings(max_minutes=minutes - done)
+        Trainer(cfg, data / "train.csv", data / "val.csv", run_dir, settings, resume_state=state).fit()
     else:
         print(f"already trained for {done:.1f} minutes in {run_dir}")
     return run_dir / "best.pt"
@@ -57,7 +56,7 @@ def train_for(cfg: Config, data: Path, run_dir: Path, minutes: float) -> Path:
 def separate_duet(checkpoint: Path, duet: dict, out_dir: Path) -> tuple[list[Path], str]:
     """Separate each source of a generated duet by its box; returns the wav paths and a score line."""
     from avsep.data.decode import write_wav
-    from avsep.evaluation.evaluate import score_against_stems
+    from avsep.evaluation.scoring import score_against_stems
     from avsep.inference.separator import Box, Separator
 
     separator = Separator(checkpoint)
@@ -78,7 +77,8 @@ def separate_duet(checkpoint: Path, duet: dict, out_dir: Path) -> tuple[list[Pat
 def run(args: argparse.Namespace) -> int:
     from avsep.synth import load_duets, make_duets, make_solo_collection
 
-    from avsep.evaluation.evaluate import evaluate, format_table
+    from avsep.evaluation.evaluate import evaluate
+    from avsep.evaluation.tables import format_table
     from avsep.data.preprocess import format_summary, preprocess
 
     if args.minutes <= 0 or args.per_label < 3:

@@ -1,8 +1,10 @@
 """Mix-and-separate data: clips of solo videos, mixed on the fly.
 
 Each item is a mixture of N solo clips of different labels. Training items take random clip
-offsets, random per-source gains and augmented frame crops; evaluation items are fixed by a
-seed, centred and at equal loudness, so scores are comparable between runs.
+offsets, random per-source gains and augmented views (:mod:`avsep.data.augment`); evaluation
+items are fixed by a seed, centred, at equal loudness and seen through centred square views,
+so scores are comparable between runs. Both bring the mixture to ``target_rms`` and turn frames
+into tensors through :mod:`avsep.dsp.inputs`, the same module inference uses.
 """
 from __future__ import annotations
 
@@ -17,15 +19,15 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from avsep.config import Config
+from avsep.data.augment import training_views
 from avsep.data.decode import load_audio, read_wav, wav_info
-from avsep.errors import AvsepError
 from avsep.data.index import IndexRow, frame_path
+from avsep.dsp.inputs import centre_square, clip_frame_ids, loudness_gain, normalize_pixels, to_model_scale
+from avsep.errors import AvsepError
 
 log = logging.getLogger("avsep")
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-TARGET_RMS = 0.1      # every source clip is brought to this loudness before its gain
 SILENT_RMS = 1e-4     # a clip quieter than this carries no source to separate
+READ_ERRORS = (AvsepError, OSError, ValueError)
 
 
 def audio_length(row: IndexRow, sample_rate: int) -> int:
@@ -46,29 +48,11 @@ def read_clip(row: IndexRow, start: int, length: int, sample_rate: int) -> np.nd
     return np.pad(audio, (0, length - len(audio)))
 
 
-def load_frame(path: Path, size: int, train: bool, rng: np.random.Generator) -> np.ndarray:
-    """One normalised frame, (3, size, size) float32.
-
-    Training resizes the shorter side to 1.1 x size, then crops at random and flips half the
-    time (as in the paper); evaluation resizes to ``size`` and crops the centre.
-    """
-    scale = int(size * 1.1) if train else size
+def read_frame(path: Path, min_side: int) -> Image.Image:
+    """A frame file as RGB, decoded at the smallest JPEG scale whose shorter side is >= ``min_side``."""
     with Image.open(path) as img:
-        img.draft("RGB", (scale, scale))  # JPEG DCT scaling: decode at the smallest size that suffices
-        img = img.convert("RGB")
-        ratio = scale / min(img.size)
-        img = img.resize((max(size, round(img.width * ratio)), max(size, round(img.height * ratio))),
-                         Image.BILINEAR)
-    if train:
-        left = int(rng.integers(0, img.width - size + 1))
-        top = int(rng.integers(0, img.height - size + 1))
-    else:
-        left, top = (img.width - size) // 2, (img.height - size) // 2
-    img = img.crop((left, top, left + size, top + size))
-    if train and rng.random() < 0.5:
-        img = img.transpose(Image.FLIP_LEFT_RIGHT)
-    array = (np.asarray(img, dtype=np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return array.transpose(2, 0, 1)
+        img.draft("RGB", (min_side, min_side))  # JPEG DCT scaling: much cheaper than decoding full size
+        return img.convert("RGB")
 
 
 @dataclass
@@ -83,14 +67,16 @@ class MixtureDataset(Dataset):
 
     Args:
         rows: the solo videos (an index file).
-        cfg: sizes and mixing options.
-        train: random offsets, gains and crops if True; fixed, centred and unit gain if False.
+        cfg: sizes, mixing and augmentation options.
+        train: random offsets, gains and augmented views if True; fixed, centred, equal
+            loudness and centred square views if False.
         mixtures: fixed groups of row numbers (evaluation); by default each item draws a
             random group from its own seed, so items are reproducible and resumable.
         length: number of items when ``mixtures`` is not given.
 
-    Each item is a dict with ``mix`` (n,), ``sources`` (N, n) summing to ``mix``,
-    ``frames`` (N, 3, num_frames, img_size, img_size), ``rows`` (N,) and ``labels`` (N,) ids.
+    Each item is a dict with ``mix`` (n,) at an RMS of ``target_rms``, ``sources`` (N, n) summing
+    to ``mix``, ``frames`` (N, 3, num_frames, img_size, img_size), ``owner`` (N, g, g) (the
+    source each grid cell of each view shows, -1 for none), ``rows`` (N,) and ``labels`` (N,) ids.
     """
 
     def __init__(self, rows: Sequence[IndexRow], cfg: Config, train: bool = True,
@@ -101,8 +87,7 @@ class MixtureDataset(Dataset):
                              f"mixing {cfg.num_mix} sources of different labels needs at least {cfg.num_mix}")
         self.rows, self.cfg, self.train, self.seed = list(rows), cfg, train, seed
         self.labels = labels  # label names, indexed by the ids in each item's ``labels``
-        self.label_ids = {label: i for i, label in enumerate(labels)}
-        self.row_labels = np.array([self.label_ids[row.label] for row in self.rows])
+        self.row_labels = np.array([labels.index(row.label) for row in self.rows])
         self.mixtures = [list(m) for m in mixtures] if mixtures is not None else None
         self.length = len(self.mixtures) if self.mixtures is not None else (length or cfg.epoch_size)
         self.epoch = 0
@@ -117,25 +102,36 @@ class MixtureDataset(Dataset):
             self._lengths[row_id] = audio_length(self.rows[row_id], self.cfg.sample_rate)
         return self._lengths[row_id]
 
+    def _good_rows(self) -> np.ndarray:
+        return np.flatnonzero(~np.isin(np.arange(len(self.rows)), list(self._bad)))
+
     def _pick_rows(self, rng: np.random.Generator) -> list[int]:
-        if not self._bad:
-            return pick_distinct(self.row_labels, self.cfg.num_mix, rng)
-        good = np.flatnonzero(~np.isin(np.arange(len(self.rows)), list(self._bad)))
+        good = self._good_rows()
         if len(np.unique(self.row_labels[good])) < self.cfg.num_mix:
             raise AvsepError(f"too many unreadable videos: fewer than {self.cfg.num_mix} labels are left")
         return good[pick_distinct(self.row_labels[good], self.cfg.num_mix, rng)].tolist()
 
+    def _pick_distractors(self, row_ids: list[int], rng: np.random.Generator) -> list[int]:
+        """Up to 3 videos of labels not in the mixture, for composed views (none if not composing)."""
+        if not self.cfg.compose_prob:
+            return []
+        good = self._good_rows()
+        others = good[~np.isin(self.row_labels[good], self.row_labels[row_ids])]
+        return [] if not len(others) else rng.choice(others, size=min(3, len(others)), replace=False).tolist()
+
     def _clip(self, row_id: int, rng: np.random.Generator) -> Clip:
         cfg, row = self.cfg, self.rows[row_id]
-        total = self._length_of(row_id)
-        room = max(0, total - cfg.audio_len)
+        room = max(0, self._length_of(row_id) - cfg.audio_len)
         start = int(rng.integers(0, room + 1)) if self.train else room // 2
-        centre_frame = round((start + cfg.audio_len / 2) / cfg.sample_rate * cfg.frame_rate)
-        offsets = (np.arange(cfg.num_frames) - (cfg.num_frames - 1) / 2) * cfg.frame_gap
-        frame_ids = np.clip(np.round(centre_frame + offsets).astype(int), 0, max(0, row.num_frames - 1))
-        return Clip(start, frame_ids.tolist())
+        centre = (start + cfg.audio_len / 2) / cfg.sample_rate
+        return Clip(start, clip_frame_ids(centre, row.num_frames, cfg))
 
-    def _source(self, row_id: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _frames(self, row_id: int, frame_ids: list[int]) -> list[Image.Image]:
+        row = self.rows[row_id]
+        return [read_frame(frame_path(row, i), self.cfg.img_size) for i in frame_ids]
+
+    def _audio(self, row_id: int, rng: np.random.Generator) -> tuple[np.ndarray, Clip]:
+        """A clip's audio at ``target_rms`` times a random gain (training) or at ``target_rms``."""
         cfg, row = self.cfg, self.rows[row_id]
         for _attempt in range(3):  # a random window can fall in a pause: try another one
             clip = self._clip(row_id, rng)
@@ -144,37 +140,53 @@ class MixtureDataset(Dataset):
             if rms > SILENT_RMS or not self.train:
                 break
         gain = 10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20) if self.train else 1.0
-        audio = audio * (gain * TARGET_RMS / max(rms, SILENT_RMS))
-        frames = np.stack([load_frame(frame_path(row, i), cfg.img_size, self.train, rng) for i in clip.frame_ids],
-                          axis=1)
-        return audio.astype(np.float32), frames
+        return (audio * (gain * cfg.target_rms / max(rms, SILENT_RMS))).astype(np.float32), clip
 
-    def _sources(self, row_ids: list[int], rng: np.random.Generator) -> tuple[list[int], tuple, tuple]:
-        """Rows, audio and frames of a mixture; a training row that fails to read is logged and replaced."""
+    def _read(self, row_ids: list[int], rng: np.random.Generator) -> tuple[list[np.ndarray], list[list[Image.Image]]]:
+        audios, frames = [], []
+        for row_id in row_ids:
+            try:
+                audio, clip = self._audio(row_id, rng)
+                frames.append(self._frames(row_id, clip.frame_ids))
+                audios.append(audio)
+            except READ_ERRORS as err:
+                if row_id not in self._bad:
+                    self._bad.add(row_id)
+                    log.warning("skipping %s: %s", self.rows[row_id].audio, err)
+                raise
+        return audios, frames
+
+    def _read_mixture(self, row_ids: list[int], rng: np.random.Generator):
+        """Audio and frames of a mixture; a training video that fails to read is logged and replaced."""
         while True:
             try:
-                audios, frames = zip(*(self._read_source(r, rng) for r in row_ids))
-                return row_ids, audios, frames
-            except (AvsepError, OSError, ValueError) as err:
+                return (row_ids, *self._read(row_ids, rng))
+            except READ_ERRORS as err:
                 if self.mixtures is not None:  # fixed evaluation mixtures cannot swap a video
                     raise AvsepError(str(err)) from None
                 row_ids = self._pick_rows(rng)
 
-    def _read_source(self, row_id: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            return self._source(row_id, rng)
-        except (AvsepError, OSError, ValueError) as err:
-            if row_id not in self._bad:
-                self._bad.add(row_id)
-                log.warning("skipping %s: %s", self.rows[row_id].audio, err)
-            raise
+    def _views(self, clips: list[list[Image.Image]], row_ids: list[int], rng: np.random.Generator):
+        """Normalised views (N, 3, T, S, S) and owner maps (N, g, g)."""
+        cfg = self.cfg
+        if self.train:
+            distractors = [self._frames(r, self._clip(r, rng).frame_ids) for r in self._pick_distractors(row_ids, rng)]
+            views, owners = training_views(clips, distractors, cfg, rng)
+        else:
+            views = [[centre_square(to_model_scale(f, cfg), cfg.img_size) for f in frames] for frames in clips]
+            owners = np.broadcast_to(np.arange(len(clips))[:, None, None], (len(clips), cfg.grid_size, cfg.grid_size))
+        pixels = np.stack([np.stack([normalize_pixels(np.asarray(f)) for f in view], axis=1) for view in views])
+        return pixels, np.ascontiguousarray(owners, dtype=np.int64)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
         row_ids = self.mixtures[index] if self.mixtures is not None else self._pick_rows(rng)
-        row_ids, audios, frames = self._sources(row_ids, rng)
-        sources = torch.from_numpy(np.stack(audios))
-        return {"mix": sources.sum(dim=0), "sources": sources, "frames": torch.from_numpy(np.stack(frames)),
+        row_ids, audios, clips = self._read_mixture(row_ids, rng)
+        sources = np.stack(audios)
+        sources *= loudness_gain(sources.sum(axis=0), self.cfg)  # the mixture at target_rms, as at inference
+        frames, owner = self._views(clips, row_ids, rng)
+        return {"mix": torch.from_numpy(sources.sum(axis=0)), "sources": torch.from_numpy(sources),
+                "frames": torch.from_numpy(frames), "owner": torch.from_numpy(owner),
                 "rows": torch.tensor(row_ids), "labels": torch.tensor(self.row_labels[row_ids])}
 
 
@@ -204,9 +216,10 @@ def pick_distinct(row_labels: np.ndarray, num: int, rng: np.random.Generator) ->
 
 
 def fixed_mixtures(rows: Sequence[IndexRow], num_mix: int, count: int, seed: int) -> list[list[int]]:
-    """A seeded list of ``count`` groups of row numbers, each with distinct labels.
+    """A seeded list of at most ``count`` distinct groups of row numbers, each of distinct labels.
 
-    Groups repeat only when the index has fewer distinct groups than ``count``.
+    A small index holds fewer distinct groups than asked for: then all of them are returned
+    (never a group twice), and the caller reports how many there were.
     """
     labels = np.array([row.label for row in rows])
     if len(set(labels.tolist())) < num_mix:
@@ -215,16 +228,17 @@ def fixed_mixtures(rows: Sequence[IndexRow], num_mix: int, count: int, seed: int
     rng = np.random.default_rng(seed)
     groups: list[list[int]] = []
     seen: set[tuple[int, ...]] = set()
-    for _ in range(count * 20):
+    misses = 0
+    # Stop after many draws in a row find nothing new: the index has no more distinct groups.
+    while len(groups) < count and misses < 200 + 20 * count:
         group = pick_distinct(labels, num_mix, rng)
         key = tuple(sorted(group))
-        if key not in seen:
-            seen.add(key)
-            groups.append(group)
-        if len(groups) == count:
-            return groups
-    while len(groups) < count:  # a tiny index: reuse groups rather than return fewer
-        groups.append(groups[len(groups) % len(seen)])
+        if key in seen:
+            misses += 1
+            continue
+        seen.add(key)
+        groups.append(group)
+        misses = 0
     return groups
 
 
@@ -232,7 +246,7 @@ def _worker_init(_worker_id: int) -> None:
     torch.set_num_threads(1)  # loader workers decode; the main process owns the cores for maths
 
 
-def make_loader(dataset: MixtureDataset, batch_size: int, workers: int, indices: Sequence[int] | None = None,
+def make_loader(dataset: Dataset, batch_size: int, workers: int, indices: Sequence[int] | None = None,
                 drop_last: bool = False, collate_fn=None) -> DataLoader:
     """A DataLoader over ``indices`` of the dataset (all of them by default), in order."""
     order = list(range(len(dataset))) if indices is None else list(indices)

@@ -9,15 +9,15 @@ Input: ``SRC/<label>/<name>.<ext>`` (mp4, webm, mkv, mov, avi, ...). Output, in 
 
 Files without audio or video, undecodable, silent or shorter than one clip are skipped and
 the run goes on. The run is resumable: a rerun redoes only videos without a finished record
-whose outputs are still there. The split is by video, stratified by label and deterministic:
-each video's place depends only on the seed, its label and its name.
+whose outputs are still there. The split is by video and never moves: each video's place
+depends only on the seed, its label and its name (:mod:`avsep.data.splits`), so adding videos
+later never moves a training video into test.
 """
 from __future__ import annotations
 
 import collections
 import contextlib
 import functools
-import hashlib
 import math
 import os
 import shutil
@@ -35,11 +35,11 @@ import numpy as np
 from avsep.data.decode import load_audio, probe, read_frames, write_wav
 from avsep.errors import AvsepError
 from avsep.data.index import IndexRow, write_index
+from avsep.data.splits import SPLITS, assign_splits
 from avsep.utils import Ledger, clean_partials, log
 
 VIDEO_EXTENSIONS = {".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".flv", ".mpg", ".mpeg",
                     ".ts", ".3gp", ".ogv", ".wmv"}
-SPLITS = ("train", "val", "test")
 SILENCE_PEAK = 1e-4          # audio whose peak is below this carries no sound to separate
 JPEG_QUALITY = 90
 DEFAULT_MIN_SECONDS = 65535 / 11025  # one clip of the paper's configuration
@@ -206,46 +206,6 @@ def _run_pool(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int):
     return lost
 
 
-# --- splitting ------------------------------------------------------------------------------
-
-def split_sizes(n: int, val_frac: float, test_frac: float) -> Tuple[int, int, int]:
-    """``(train, val, test)`` counts for a label with ``n`` videos.
-
-    Fractions are rounded half up; a label with 3 or more videos gets at least one
-    validation and one test video (when the fraction is not 0) and always keeps one for
-    training.
-    """
-    n_val, n_test = int(n * val_frac + 0.5), int(n * test_frac + 0.5)
-    if n >= 3:
-        n_val = max(n_val, 1 if val_frac > 0 else 0)
-        n_test = max(n_test, 1 if test_frac > 0 else 0)
-    while n_val + n_test > max(n - 1, 0):
-        if n_val >= n_test:
-            n_val -= 1
-        else:
-            n_test -= 1
-    return n - n_val - n_test, n_val, n_test
-
-
-def assign_splits(ids: Iterable[str], seed: int, val_frac: float, test_frac: float) -> Dict[str, str]:
-    """Map each ``label/name`` id to ``train``, ``val`` or ``test``.
-
-    Each label is split on its own: its videos are ordered by a hash of (seed, label, name),
-    the first ones go to test, the next to val, the rest to train. So the split does not
-    depend on other labels or on the order of files, and adding a video moves few others.
-    """
-    by_label: Dict[str, List[str]] = collections.defaultdict(list)
-    for vid in ids:
-        by_label[vid.split("/", 1)[0]].append(vid)
-    splits = {}
-    for label, members in by_label.items():
-        members.sort(key=lambda vid: hashlib.sha256(f"{seed}\0{vid}".encode()).hexdigest())
-        _, n_val, n_test = split_sizes(len(members), val_frac, test_frac)
-        for i, vid in enumerate(members):
-            splits[vid] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
-    return splits
-
-
 # --- the whole run --------------------------------------------------------------------------
 
 def _is_done(record: Optional[Dict[str, Any]], video: Video, out: Path, settings: Settings) -> bool:
@@ -280,7 +240,20 @@ def _write_indexes(out: Path, videos: List[Video], records: Dict[str, Dict[str, 
         rows[splits[vid]].append(IndexRow(wav_path, frames_dir, int(records[vid]["num_frames"]), video.label))
     for split in SPLITS:
         write_index(out / f"{split}.csv", rows[split], relative_to=out)
+    _warn_empty_splits(rows, val_frac, test_frac)
     return {split: len(rows[split]) for split in SPLITS}
+
+
+def _warn_empty_splits(rows: Dict[str, List[IndexRow]], val_frac: float, test_frac: float) -> None:
+    """Splits are drawn per video, so a small label can end up with no val or test video: say so."""
+    wanted = [s for s, frac in (("val", val_frac), ("test", test_frac)) if frac > 0]
+    labels = sorted({r.label for split_rows in rows.values() for r in split_rows})
+    for split in wanted:
+        missing = [label for label in labels if not any(r.label == label for r in rows[split])]
+        if missing:
+            log.warning("no %s video for %d label(s) (%s): their videos are few, and each video's split "
+                        "depends only on its own name (see docs/protocol.md)", split, len(missing),
+                        ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
 
 
 def preprocess(src: "str | os.PathLike[str]", out: "str | os.PathLike[str]", *, workers: int = 1,

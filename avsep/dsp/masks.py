@@ -32,17 +32,48 @@ def target_masks(source_mags: Tensor, mix_mag: Tensor, mask_type: str, max_ratio
     return (source_mags / (mix_mag + 1e-10)).clamp(0.0, max_ratio)
 
 
-def mask_loss(logits: Tensor, targets: Tensor, cfg: Config, weight: Tensor | None = None) -> Tensor:
-    """The training loss between predicted mask logits and target masks, both (B, N, F, T)."""
+def _per_bin_loss(logits: Tensor, targets: Tensor, cfg: Config) -> Tensor:
     if cfg.loss == "bce":
         # BCE on logits is the numerically stable form of BCE after the sigmoid.
-        per_bin = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-    else:
-        pred = {"sigmoid": torch.sigmoid, "relu": torch.relu}.get(cfg.output_activation, lambda x: x)(logits)
-        per_bin = (pred - targets).abs() if cfg.loss == "l1" else (pred - targets) ** 2
+        return F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    pred = {"sigmoid": torch.sigmoid, "relu": torch.relu}.get(cfg.output_activation, lambda x: x)(logits)
+    return (pred - targets).abs() if cfg.loss == "l1" else (pred - targets) ** 2
+
+
+def mask_loss(logits: Tensor, targets: Tensor, cfg: Config, weight: Tensor | None = None) -> Tensor:
+    """The training loss between predicted mask logits and target masks, both (B, N, F, T)."""
+    per_bin = _per_bin_loss(logits, targets, cfg)
     if weight is not None and cfg.weighted_loss:
         per_bin = per_bin * weight
     return per_bin.mean()
+
+
+def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config, weight: Tensor | None = None) -> Tensor:
+    """The per-pixel (multiple-instance) loss: the cells of each source explain its sound, and
+    cells of videos that are not in the mixture stay silent.
+
+    For source n the mask of bin (f, t) is the largest mask among the cells that show n: some
+    cell of the video must explain each of its bins, and none may claim bins it does not own.
+    Cells owned by no source (-1, a silent distractor video) are pushed to an all-zero mask.
+
+    Args:
+        cell_logits: (B, C, F, T) logits of every cell of every view (C = N * h * w).
+        owner: (B, N, h, w) the source each cell shows, or -1.
+        targets: (B, N, F, T) target masks.
+        weight: (B, 1, F, T) per-bin weights, or None.
+    """
+    batch, cells = cell_logits.shape[:2]
+    owners = owner.reshape(batch, cells, 1, 1)
+    strongest = torch.stack([cell_logits.masked_fill(owners != n, -torch.inf).amax(dim=1)
+                             for n in range(targets.shape[1])], dim=1)
+    loss = mask_loss(strongest, targets, cfg, weight)
+    silent = owner.reshape(batch, cells) < 0
+    if silent.any():
+        per_bin = _per_bin_loss(cell_logits[silent], torch.zeros_like(cell_logits[silent]), cfg)
+        if weight is not None and cfg.weighted_loss:
+            per_bin = per_bin * weight[silent.nonzero()[:, 0], 0]
+        loss = loss + per_bin.mean()
+    return loss
 
 
 def masks_to_audio(masks: Tensor, mix_spec: Tensor, cfg: Config, length: int) -> Tensor:

@@ -12,8 +12,9 @@ but computes everything that can be shared only once per call:
 Silent signals: mir_eval raises on an all-zero reference or estimate. Here a silent
 reference or a silent estimate gives ``nan`` for that source's three metrics (the
 quantities are undefined), and the other sources are still scored; a silent
-reference simply contributes nothing to the interference subspace. Callers that
-average results should skip ``nan`` (see :func:`summarize`).
+reference simply contributes nothing to the interference subspace. Evaluation never
+averages those NaNs away: :mod:`avsep.evaluation.scoring` scores silent estimates as
+failures and skips mixtures whose references are silent, and says how many.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import numpy as np
 import scipy.fft
 import scipy.linalg
 
-__all__ = ["bss_eval_sources", "sdr_of_mixture", "si_sdr", "summarize"]
+__all__ = ["bss_eval_sources", "si_sdr", "summarize"]
 
 
 def bss_eval_sources(reference: np.ndarray, estimate: np.ndarray,
@@ -80,24 +81,6 @@ def bss_eval_sources(reference: np.ndarray, estimate: np.ndarray,
     est_pad[:, :nsamples] = est[scored]
     out[:, scored] = _bss_ratios(est_pad, proj_own, proj_all)
     return out[0], out[1], out[2]
-
-
-def sdr_of_mixture(reference: np.ndarray,
-                   mixture: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Score the unprocessed mixture as the estimate of every source (the usual baseline).
-
-    Args:
-        reference: true sources, shape (nsrc, nsamples).
-        mixture: the mixture, shape (nsamples,).
-
-    Returns:
-        ``(sdr, sir, sar)``, each of shape (nsrc,), as :func:`bss_eval_sources`.
-    """
-    ref = np.atleast_2d(np.asarray(reference, dtype=np.float64))
-    mix = np.asarray(mixture, dtype=np.float64)
-    if mix.ndim != 1 or mix.shape[0] != ref.shape[-1]:
-        raise ValueError(f"mixture must have shape ({ref.shape[-1]},), got {mix.shape}")
-    return bss_eval_sources(ref, np.broadcast_to(mix, ref.shape))
 
 
 def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:

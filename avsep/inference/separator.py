@@ -9,8 +9,9 @@ The Python API follows demucs::
 
 A box's sound is the mixture filtered by the mask of the grid cells inside it: by default the
 mask of their max-pooled visual vector (as in training), or the average of their per-pixel
-masks (``pool="mean"``). The whole frame is given to the vision network (resized, not cropped), so
-every pixel of the video has a cell. Videos longer than a clip are separated in half-overlapping
+masks (``pool="mean"``). The whole frame is given to the vision network at the scale training used
+(shorter side ``img_size``, not cropped), so every pixel of the video has a cell; each clip's audio
+is brought to the training loudness and the outputs are scaled back (:mod:`avsep.dsp.inputs`). Videos longer than a clip are separated in half-overlapping
 clips that are cross-faded.
 """
 from __future__ import annotations
@@ -25,11 +26,10 @@ import torch
 from PIL import Image
 
 from avsep.models.checkpoint import load_model
-from avsep.data.mixtures import IMAGENET_MEAN, IMAGENET_STD
 from avsep.data.decode import load_audio, read_frames, write_wav
 from avsep.errors import AvsepError
 from avsep.dsp.masks import masks_to_audio
-from avsep.dsp.spectrogram import mixture_features
+from avsep.dsp.inputs import clip_frame_ids, frames_tensor, loudness_gain, mixture_features
 from avsep.utils import pick_device
 
 log = logging.getLogger("avsep")
@@ -114,44 +114,37 @@ class Separator:
             raise AvsepError(f"{path}: no frames")
         return Video(audio, frames, frames[0].width, frames[0].height)
 
-    def _input_size(self, width: int, height: int) -> tuple[int, int]:
-        """Network input (W, H): height ``img_size``, width kept in proportion, multiples of 16."""
-        size = self.cfg.img_size
-        return max(16, round(size * width / height / 16) * 16), size
-
     def _frames_tensor(self, video: Video, centre: float) -> torch.Tensor:
-        """The clip's frames around ``centre`` seconds as (1, 3, T, H, W)."""
-        cfg = self.cfg
-        offsets = (np.arange(cfg.num_frames) - (cfg.num_frames - 1) / 2) * cfg.frame_gap
-        ids = np.clip(np.round(centre * cfg.frame_rate + offsets).astype(int), 0, len(video.frames) - 1)
-        size = self._input_size(video.width, video.height)
-        arrays = [(np.asarray(video.frames[i].convert("RGB").resize(size, Image.BILINEAR), dtype=np.float32) / 255.0
-                   - IMAGENET_MEAN) / IMAGENET_STD for i in ids]
-        return torch.from_numpy(np.stack(arrays).transpose(3, 0, 1, 2)).unsqueeze(0)
+        """The clip's frames around ``centre`` seconds, whole, at the model's scale: (1, 3, T, H, W)."""
+        ids = clip_frame_ids(centre, len(video.frames), self.cfg)
+        return torch.from_numpy(frames_tensor([video.frames[i] for i in ids], self.cfg, square=False)).unsqueeze(0)
 
     def _starts(self, video: Video, hop: int | None = None) -> range:
         """First samples of clips every ``hop`` samples (default: back to back) covering the audio."""
         return range(0, max(1, len(video.audio)), hop or self.cfg.audio_len)
 
-    def _clip(self, video: Video, start: int) -> torch.Tensor:
-        """The mixture clip from ``start`` (zero-padded at the end) as (1, audio_len)."""
+    def _clip(self, video: Video, start: int) -> tuple[torch.Tensor, float]:
+        """The mixture clip from ``start`` (zero-padded at the end), brought to ``target_rms`` as in
+        training, as (1, audio_len), and the gain that did it."""
         clip = video.audio[start:start + self.cfg.audio_len]
         clip = np.pad(clip, (0, self.cfg.audio_len - len(clip))).astype(np.float32)
-        return torch.from_numpy(clip).unsqueeze(0).to(self.device)
+        gain = loudness_gain(clip, self.cfg)
+        return torch.from_numpy(clip * np.float32(gain)).unsqueeze(0).to(self.device), gain
 
     # --- per-pixel masks ----------------------------------------------------------------
     @torch.no_grad()
     def clip_features(self, video: Video, start: int):
-        """Visual grid (K, h, w), audio features (1, K, F, T) and mixture features of one clip."""
-        features = mixture_features(self._clip(video, start), self.cfg)
+        """Visual grid (K, h, w), audio features (1, K, F, T), mixture features and gain of one clip."""
+        clip, gain = self._clip(video, start)
+        features = mixture_features(clip, self.cfg)
         centre = (start + self.cfg.audio_len / 2) / self.cfg.sample_rate
         grid = self.model.visual_grid(self._frames_tensor(video, centre).to(self.device))[0]
-        return grid, self.model.sound_features(features.log_mix_mag), features
+        return grid, self.model.sound_features(features.log_mix_mag), features, gain
 
     @torch.no_grad()
     def pixel_masks(self, video: Video, start: int) -> tuple[torch.Tensor, object]:
         """Masks of every grid cell for the clip starting at ``start``: (h, w, F, T), and its features."""
-        grid, sound, features = self.clip_features(video, start)
+        grid, sound, features, _gain = self.clip_features(video, start)
         return self.model.activate(self.model.synthesizer.per_pixel(grid[None], sound))[0], features
 
     def cells(self, region: Region, grid: tuple[int, int], video: Video) -> np.ndarray:
@@ -207,10 +200,10 @@ class Separator:
         padded = (len(self._starts(video, hop)) - 1) * hop + length
         summed, norm = np.zeros((len(regions), padded)), np.zeros(padded)
         for start in self._starts(video, hop):
-            grid, sound, features = self.clip_features(video, start)
+            grid, sound, features, gain = self.clip_features(video, start)
             cells = [self.cells(r, tuple(grid.shape[1:]), video) for r in regions]
             masks = torch.stack([self.region_mask(grid, sound, c, pool) for c in cells])
-            audio = masks_to_audio(masks.unsqueeze(0), features.mix_spec, self.cfg, length)[0].cpu().numpy()
+            audio = masks_to_audio(masks.unsqueeze(0), features.mix_spec, self.cfg, length)[0].cpu().numpy() / gain
             summed[:, start:start + length] += audio * weight
             norm[start:start + length] += weight
         sources = list((summed / norm)[:, :total].astype(np.float32))

@@ -50,7 +50,8 @@ class FrameNet(nn.Module):
         temporal_pool: how the T frames of a clip are pooled: max or avg.
     """
 
-    def __init__(self, channels: int = 32, width: int = 64, activation: str = "sigmoid", temporal_pool: str = "max"):
+    def __init__(self, channels: int = 32, width: int = 64, activation: str = "sigmoid", temporal_pool: str = "max",
+                 stride: int = 16):
         super().__init__()
         w = width
         self.conv1 = nn.Conv2d(3, w, 7, 2, 3, bias=False)
@@ -59,9 +60,16 @@ class FrameNet(nn.Module):
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         self.layer1 = nn.Sequential(BasicBlock(w, w), BasicBlock(w, w))
         self.layer2 = nn.Sequential(BasicBlock(w, 2 * w, 2), BasicBlock(2 * w, 2 * w))
-        self.layer3 = nn.Sequential(BasicBlock(2 * w, 4 * w, 2), BasicBlock(4 * w, 4 * w))
-        # Dilation keeps layer4 at stride 16, as in the paper: 14x14 vectors for a 224 frame.
-        self.layer4 = nn.Sequential(BasicBlock(4 * w, 8 * w, 1, (1, 2)), BasicBlock(8 * w, 8 * w, 1, (2, 2)))
+        # Dilation instead of striding keeps the grid fine: stride 16 (the paper: 14x14 vectors
+        # for a 224 frame) dilates layer4; stride 8 dilates layer3 as well, for small objects.
+        if stride == 16:
+            self.layer3 = nn.Sequential(BasicBlock(2 * w, 4 * w, 2), BasicBlock(4 * w, 4 * w))
+            self.layer4 = nn.Sequential(BasicBlock(4 * w, 8 * w, 1, (1, 2)), BasicBlock(8 * w, 8 * w, 1, (2, 2)))
+        elif stride == 8:
+            self.layer3 = nn.Sequential(BasicBlock(2 * w, 4 * w, 1, (1, 2)), BasicBlock(4 * w, 4 * w, 1, (2, 2)))
+            self.layer4 = nn.Sequential(BasicBlock(4 * w, 8 * w, 1, (2, 4)), BasicBlock(8 * w, 8 * w, 1, (4, 4)))
+        else:
+            raise AvsepError(f"visual stride {stride}: must be 8 or 16")
         self.fc = nn.Conv2d(8 * w, channels, 3, padding=1)
         self.activation = activation
         self.temporal_pool = temporal_pool
@@ -182,3 +190,7 @@ class Synthesizer(nn.Module):
     def per_pixel(self, grid: Tensor, sound: Tensor) -> Tensor:
         """Per-pixel form: grid (B, K, h, w), sound (B, K, F, T) -> logits (B, h, w, F, T)."""
         return torch.einsum("bkhw,bkft->bhwft", grid * self.scale.view(1, -1, 1, 1), sound) + self.bias
+
+    def per_cell(self, vectors: Tensor, sound: Tensor) -> Tensor:
+        """Many vectors against one sound: vectors (B, C, K), sound (B, K, F, T) -> logits (B, C, F, T)."""
+        return torch.einsum("bck,bkft->bcft", vectors * self.scale, sound) + self.bias

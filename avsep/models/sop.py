@@ -9,16 +9,18 @@ from avsep.models.networks import ACTIVATIONS, FrameNet, SoundNet, Synthesizer
 
 
 class SoundOfPixels(nn.Module):
-    """Predicts a spectrogram mask for each video (pooled) or for each pixel of a video.
+    """Predicts a spectrogram mask for each source of a mixture (pooled) or each pixel of a video.
 
     Shapes use B batch, N sources per mixture, K channels, F = ``freq_bins`` warped frequency
-    rows, T spectrogram frames, h x w the visual grid (14 x 14 for 224 x 224 frames).
+    rows, T spectrogram frames, h x w the visual grid (14 x 14 for 224 x 224 frames at stride 16),
+    C = N * h * w the cells of all the views of a mixture.
     """
 
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
-        self.frame_net = FrameNet(cfg.channels, cfg.resnet_width, cfg.img_activation, cfg.temporal_pool)
+        self.frame_net = FrameNet(cfg.channels, cfg.resnet_width, cfg.img_activation, cfg.temporal_pool,
+                                  cfg.visual_stride)
         self.sound_net = SoundNet(cfg.channels, cfg.unet_levels, cfg.unet_channels, cfg.sound_activation)
         self.synthesizer = Synthesizer(cfg.channels)
         # NHWC weights let oneDNN pick faster convolution kernels: measured 1.3x (small) to 1.6x
@@ -42,27 +44,52 @@ class SoundOfPixels(nn.Module):
         return self.sound_net(log_mix_mag)
 
     def visual_grid(self, frames: Tensor) -> Tensor:
-        """Activated visual vectors per pixel: (B, 3, T, H, W) -> (B, K, h, w)."""
+        """Activated visual vectors per cell, pooled over time: (B, 3, T, H, W) -> (B, K, h, w)."""
         return self.frame_net(frames)
 
-    def visual_vector(self, frames: Tensor) -> Tensor:
-        """One vector per video, max-pooled over the grid: (B, 3, T, H, W) -> (B, K)."""
-        return self.visual_grid(frames).amax(dim=(2, 3))
+    def view_grids(self, frames: Tensor) -> Tensor:
+        """The grids of every view of a batch of mixtures: (B, N, 3, T, H, W) -> (B, N, K, h, w)."""
+        batch, num = frames.shape[:2]
+        grid = self.visual_grid(frames.flatten(0, 1))
+        return grid.view(batch, num, *grid.shape[1:])
 
-    def forward(self, log_mix_mag: Tensor, frames: Tensor) -> Tensor:
-        """Mask logits for each of N videos in a mixture (the training path).
+    def pooled_logits(self, sound: Tensor, grids: Tensor, owner: Tensor | None = None) -> Tensor:
+        """One mask per source from the max of the visual vectors of the cells it owns.
+
+        Args:
+            sound: (B, K, F, T) audio features.
+            grids: (B, N, K, h, w) visual grids of the N views.
+            owner: (B, N, h, w) source index of every cell (-1: none); by default view n is
+                all source n's, which is the paper's training.
+        Returns:
+            (B, N, F, T) logits.
+        """
+        batch, num, channels = grids.shape[:3]
+        if owner is None:
+            vectors = grids.amax(dim=(3, 4))
+        else:
+            cells = grids.permute(0, 1, 3, 4, 2).reshape(batch, -1, channels)  # (B, C, K)
+            owners = owner.reshape(batch, -1, 1)
+            vectors = torch.stack([cells.masked_fill(owners != n, -torch.inf).amax(dim=1) for n in range(num)], 1)
+        return torch.stack([self.synthesizer(vectors[:, n], sound) for n in range(num)], dim=1)
+
+    def cell_logits(self, sound: Tensor, grids: Tensor) -> Tensor:
+        """The mask logits of every cell of every view: (B, N, K, h, w) -> (B, C, F, T)."""
+        batch, _, channels = grids.shape[:3]
+        cells = grids.permute(0, 1, 3, 4, 2).reshape(batch, -1, channels)
+        return self.synthesizer.per_cell(cells, sound)
+
+    def forward(self, log_mix_mag: Tensor, frames: Tensor, owner: Tensor | None = None) -> Tensor:
+        """Mask logits for each of N videos in a mixture (the training and evaluation path).
 
         Args:
             log_mix_mag: (B, 1, F, T) log magnitude of the mixture.
-            frames: (B, N, 3, T_frames, H, W) frames of each source video.
+            frames: (B, N, 3, T_frames, H, W) one view per source.
+            owner: (B, N, h, w) optional cell owners (see :meth:`pooled_logits`).
         Returns:
             (B, N, F, T) logits; apply :meth:`activate` for masks.
         """
-        batch, num = frames.shape[:2]
-        sound = self.sound_features(log_mix_mag)
-        vectors = self.visual_vector(frames.flatten(0, 1)).view(batch, num, -1)
-        logits = [self.synthesizer(vectors[:, n], sound) for n in range(num)]
-        return torch.stack(logits, dim=1)
+        return self.pooled_logits(self.sound_features(log_mix_mag), self.view_grids(frames), owner)
 
     def pixel_logits(self, log_mix_mag: Tensor, frames: Tensor) -> Tensor:
         """Mask logits for every pixel of one video: (B, 1, F, T), (B, 3, T_f, H, W) -> (B, h, w, F, T)."""

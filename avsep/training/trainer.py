@@ -1,40 +1,39 @@
 """Train a Sound-of-Pixels model by mix-and-separate on a folder made by ``avsep preprocess``.
 
-The run folder holds ``config.json``, ``last.pt`` (saved every ``checkpoint_minutes`` and at the
-end), ``best.pt`` (best validation SDR), ``log.csv``, ``curves.png`` (loss and validation SDR)
-and, if TensorBoard is installed, ``tb/``.
-``--resume`` continues from ``last.pt``, also after a kill -9 at any moment.
+The run folder holds ``config.json``, ``last.pt``, ``best.pt`` (best validation median SDR),
+``log.csv``, ``curves.png`` (loss and validation SDR) and, if TensorBoard is installed, ``tb/``.
+
+Every decision is taken by steps, so it does not depend on the speed of the machine: the
+learning rate follows the epoch (``lr_milestones``), validation, ``last.pt`` and ``best.pt``
+happen every ``val_every`` steps and at the end of the run. ``RunSettings.max_minutes`` stays as
+an outer bound on time. A run killed at any moment resumes from ``last.pt`` to the same
+weights, bit for bit on a CPU, as a run that was never interrupted.
 """
 from __future__ import annotations
 
-import argparse
-import csv
-import io
 import logging
 import math
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
-from avsep.models.checkpoint import load_checkpoint, save_checkpoint
-from avsep.config import Config
-from avsep.data.mixtures import MixtureDataset, check_rows, fixed_mixtures, make_loader
-from avsep.errors import AvsepError
-from avsep.evaluation.evaluate import score_loader
-from avsep.viz.images import save_png
+from avsep.config import Config, RunSettings
 from avsep.data.index import read_index
-from avsep.dsp.masks import loss_weight, mask_loss, target_masks
+from avsep.data.mixtures import MixtureDataset, check_rows, fixed_mixtures, make_loader
+from avsep.data.splits import training_manifest
+from avsep.dsp.inputs import mixture_features
+from avsep.dsp.masks import loss_weight, mask_loss, pixel_loss, target_masks
+from avsep.evaluation.evaluate import score_loader
+from avsep.models.checkpoint import load_checkpoint, save_checkpoint
 from avsep.models.sop import SoundOfPixels
-from avsep.viz.plots import training_curves
-from avsep.dsp.spectrogram import mixture_features
-from avsep.utils import atomic_write_text, pick_device
+from avsep.training.runlog import ProgressBar, RunLog
+from avsep.utils import pick_device
 
 log = logging.getLogger("avsep")
-LOG_FIELDS = ["step", "epoch", "seconds", "loss", "samples_per_s", "val_sdr"]
 
 
 @dataclass
@@ -45,193 +44,186 @@ class TrainState:
     batch_in_epoch: int = 0
     seconds: float = 0.0
     best_sdr: float = -math.inf
+    best_step: int = -1
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 def make_optimizer(model: SoundOfPixels, cfg: Config) -> torch.optim.Optimizer:
     groups = model.parameter_groups()
+    for group in groups:
+        group["base_lr"] = group["lr"]  # the schedule scales this; kept in the optimizer's state
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
     return torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
+def lr_factor(cfg: Config, epoch: int) -> float:
+    """The step schedule: ``lr_gamma`` to the power of the milestones passed by ``epoch``."""
+    return cfg.lr_gamma ** sum(epoch >= milestone for milestone in cfg.lr_milestones)
+
+
+def set_learning_rates(optimizer: torch.optim.Optimizer, cfg: Config, epoch: int) -> float:
+    factor = lr_factor(cfg, epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
+    return factor
+
+
+def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.device) -> torch.Tensor:
+    """The pooled mask loss of every source, plus the per-pixel loss when ``pixel_loss`` > 0."""
+    mix, sources, frames, owner = (batch[k].to(device) for k in ("mix", "sources", "frames", "owner"))
+    features = mixture_features(mix, cfg, sources)
+    sound = model.sound_features(features.log_mix_mag)
+    grids = model.view_grids(frames)
+    targets = target_masks(features.source_mags, features.mix_mag, cfg.mask_type)
+    weight = loss_weight(features.mix_mag)
+    loss = mask_loss(model.pooled_logits(sound, grids, owner), targets, cfg, weight)
+    if cfg.pixel_loss:
+        loss = loss + cfg.pixel_loss * pixel_loss(model.cell_logits(sound, grids), owner, targets, cfg, weight)
+    return loss
+
+
 def train_step(model: SoundOfPixels, batch: dict, cfg: Config, optimizer: torch.optim.Optimizer,
                device: torch.device) -> float:
     """One mix-and-separate step; returns the loss."""
-    mix, sources, frames = (batch[k].to(device) for k in ("mix", "sources", "frames"))
-    features = mixture_features(mix, cfg, sources)
-    logits = model(features.log_mix_mag, frames)
-    targets = target_masks(features.source_mags, features.mix_mag, cfg.mask_type)
-    loss = mask_loss(logits, targets, cfg, loss_weight(features.mix_mag))
+    loss = training_loss(model, batch, cfg, device)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return loss.item()
 
 
-class RunLog:
-    """log.csv and, if installed, TensorBoard.
-
-    On resume, rows logged after the checkpoint (and a line torn by a kill) are dropped, so
-    the log matches the model that training continues from.
-    """
-
-    def __init__(self, run_dir: Path, step: int):
-        self.path = run_dir / "log.csv"
-        self.rows = [row for row in self._read() if row["step"] <= step]
-        text = io.StringIO()
-        writer = csv.DictWriter(text, LOG_FIELDS)
-        writer.writeheader()
-        writer.writerows(self.rows)
-        atomic_write_text(self.path, text.getvalue())
-        self.tb = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=step + 1)
-        except Exception:  # TensorBoard is optional
-            pass
-
-    def _read(self) -> list[dict]:
-        if not self.path.is_file():
-            return []
-        rows = []
-        with open(self.path, newline="") as f:
-            for row in csv.DictReader(f):
-                if None in row.values() or not (row.get("step") or "").isdigit():
-                    continue  # a torn line
-                row["step"] = int(row["step"])
-                rows.append(row)
-        return rows
-
-    def write(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, LOG_FIELDS).writerow(row)
-        if self.tb:
-            for key in ("loss", "samples_per_s", "val_sdr"):
-                if row.get(key) not in (None, ""):
-                    self.tb.add_scalar(key, float(row[key]), row["step"])
-
-    def plot(self) -> None:
-        """Write curves.png: the loss and the validation SDR against the step."""
-        validated = [r for r in self.rows if r.get("val_sdr") not in (None, "")]
-        image = training_curves([r["step"] for r in self.rows], [float(r["loss"]) for r in self.rows],
-                                [r["step"] for r in validated], [float(r["val_sdr"]) for r in validated])
-        save_png(image, self.path.with_name("curves.png"))
-
-
-class ProgressBar:
-    """Steps out of the run's total, or, when the run is bounded by time, seconds out of the budget."""
-
-    def __init__(self, total_steps: int, step: int, max_minutes: float | None):
-        self.timed = bool(max_minutes)
-        total = round(max_minutes * 60) if self.timed else total_steps
-        self.bar = tqdm(total=total, initial=0 if self.timed else step, desc="train", dynamic_ncols=True,
-                        unit="s" if self.timed else "step", bar_format=None)
-
-    def update(self, step: int, seconds: float, **postfix: Any) -> None:
-        """``seconds``: training time spent in this run so far."""
-        done = min(self.bar.total, round(seconds)) if self.timed else step
-        self.bar.update(done - self.bar.n)
-        self.bar.set_postfix(step=step, **postfix)
-
-    def close(self) -> None:
-        self.bar.close()
+def reconcile_best(run_dir: Path, state: dict) -> None:
+    """After a kill between writing last.pt and best.pt, best.pt may be older than the best step
+    that last.pt records; that step *is* last.pt's, so copy it over."""
+    best_step = state["train_state"].get("best_step", -1)
+    if best_step != state["train_state"]["step"]:
+        return
+    best = run_dir / "best.pt"
+    if not best.is_file() or load_checkpoint(best)["train_state"]["step"] != best_step:
+        log.info("best.pt was behind last.pt's best step %d (an interrupted save): restoring it", best_step)
+        tmp = best.with_name(".best.pt.part")
+        shutil.copyfile(run_dir / "last.pt", tmp)
+        tmp.replace(best)
 
 
 class Trainer:
     """Owns the model, optimiser, data and run folder of one training run."""
 
     def __init__(self, cfg: Config, train_index: Path, val_index: Path | None, run_dir: Path,
-                 device: torch.device, random_init: bool = False, resume_state: dict | None = None):
-        self.cfg, self.run_dir, self.device = cfg, run_dir, device
+                 settings: RunSettings | None = None, random_init: bool = False, resume_state: dict | None = None):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.settings = settings or RunSettings()
+        self.device = pick_device(self.settings.device)
         torch.manual_seed(cfg.seed)
-        self.model = SoundOfPixels(cfg).to(device)
+        self.model = SoundOfPixels(cfg).to(self.device)
         self.optimizer = make_optimizer(self.model, cfg)
         self.state = TrainState()
+        train_rows = check_rows(read_index(train_index), train_index)
+        self.manifest = training_manifest(train_rows)
         if resume_state is not None:
             self.model.load_state_dict(resume_state["model"])
             self.optimizer.load_state_dict(resume_state["optimizer"])
             self.state = TrainState(**resume_state["train_state"])
+            reconcile_best(self.run_dir, resume_state)
         elif cfg.imagenet_pretrained:
             self.model.frame_net.load_imagenet(allow_random=random_init)
-        self.train_set = MixtureDataset(check_rows(read_index(train_index), train_index), cfg, train=True,
-                                        seed=cfg.seed)
-        self.val_loader = None
-        if val_index is not None and cfg.val_pairs > 0:
-            val_rows = check_rows(read_index(val_index), val_index)
-            if len({r.label for r in val_rows}) >= cfg.num_mix:
-                groups = fixed_mixtures(val_rows, cfg.num_mix, cfg.val_pairs, cfg.seed)
-                val_set = MixtureDataset(val_rows, cfg, train=False, mixtures=groups)
-                self.val_loader = make_loader(val_set, cfg.batch_size, 0)
-            else:
-                log.warning("%s has fewer than %d labels: no validation, best.pt follows last.pt", val_index, cfg.num_mix)
-        self.steps_per_epoch = max(1, cfg.epoch_size // cfg.batch_size)
+        self.train_set = MixtureDataset(train_rows, cfg, train=True, seed=cfg.seed)
+        self.val_loader = self._val_loader(val_index)
 
-    def validate(self) -> float:
-        """Median SDR on the fixed validation mixtures (nan without a validation set)."""
+    def _val_loader(self, val_index: Path | None):
+        cfg = self.cfg
+        if val_index is None or cfg.val_pairs <= 0:
+            return None
+        val_rows = check_rows(read_index(val_index), val_index)
+        if len({r.label for r in val_rows}) < cfg.num_mix:
+            log.warning("%s has fewer than %d labels: no validation, best.pt follows last.pt", val_index, cfg.num_mix)
+            return None
+        groups = fixed_mixtures(val_rows, cfg.num_mix, cfg.val_pairs, cfg.seed)
+        return make_loader(MixtureDataset(val_rows, cfg, train=False, mixtures=groups), cfg.batch_size, 0)
+
+    def validate(self) -> dict | None:
+        """The evaluation summary on the fixed validation mixtures (None without a validation set)."""
         if self.val_loader is None:
-            return float("nan")
+            return None
         self.model.eval()
-        scores = score_loader(self.model, self.val_loader, self.cfg, self.device)
+        summary = score_loader(self.model, self.val_loader, self.cfg, self.device)
         self.model.train()
-        return scores["model"]["SDR"]["median"]
+        return summary
 
-    def checkpoint(self) -> float:
-        """Validate, then save last.pt, and best.pt if validation SDR improved; returns the SDR."""
-        val_sdr = self.validate()
-        improved = math.isnan(val_sdr) or val_sdr > self.state.best_sdr
-        if improved and not math.isnan(val_sdr):
-            self.state.best_sdr = val_sdr
-        extra = {"optimizer": self.optimizer.state_dict(), "train_state": self.state.to_dict(), "val_sdr": val_sdr}
+    def checkpoint(self, validate: bool = True) -> float | None:
+        """Validate (if asked), write last.pt, then best.pt if validation improved; returns the SDR.
+
+        A model whose validation estimates are all silent never becomes best.pt.
+        """
+        summary = self.validate() if validate else None
+        val_sdr = summary["model"]["SDR"]["median"] if summary else None
+        improved = validate and (summary is None or (
+            summary["silent_estimates"]["model"] < summary["sources_scored"] and val_sdr > self.state.best_sdr))
+        if improved:
+            self.state.best_step = self.state.step
+            if summary is not None:
+                self.state.best_sdr = val_sdr
+        extra = {"optimizer": self.optimizer.state_dict(), "train_state": self.state.to_dict(),
+                 "train_manifest": self.manifest, "val_sdr": val_sdr,
+                 "val_silent": summary["silent_estimates"]["model"] if summary else None}
+        # last.pt first: if a kill comes before best.pt is written, reconcile_best repairs it.
         save_checkpoint(self.run_dir / "last.pt", self.model, self.cfg, **extra)
         if improved:  # without validation, best.pt simply follows last.pt
             save_checkpoint(self.run_dir / "best.pt", self.model, self.cfg, **extra)
         return val_sdr
 
-    def fit(self, max_minutes: float | None = None) -> TrainState:
-        """Train until ``cfg.epochs`` are done or ``max_minutes`` have passed; checkpoint on the way."""
-        cfg, state = self.cfg, self.state
+    def fit(self) -> TrainState:
+        """Train to the end of the configured epochs, or ``max_steps``, or ``max_minutes``."""
+        cfg, state, settings = self.cfg, self.state, self.settings
+        end_step = min(cfg.total_steps, settings.max_steps or cfg.total_steps)
         run_log = RunLog(self.run_dir, state.step)
-        # The budget counts training time, as state.seconds does (validation and checkpoints
+        # The time bound counts training time, as state.seconds does (validation and checkpoints
         # excluded), so a resumed or repeated run sees the same clock.
         start_seconds = state.seconds
-        deadline = start_seconds + max_minutes * 60 if max_minutes else math.inf
-        last_save = time.monotonic()
-        bar = ProgressBar(cfg.epochs * self.steps_per_epoch, state.step, max_minutes)
+        deadline = start_seconds + settings.max_minutes * 60 if settings.max_minutes else math.inf
+        bar = ProgressBar(end_step, state.step, settings.max_minutes, settings.progress)
+        last_save, done = time.monotonic(), state.step >= end_step
         self.model.train()
-        stopped = False
-        while state.epoch < cfg.epochs and not stopped:
+        while not done:
             self.train_set.epoch = state.epoch
             first = state.batch_in_epoch * cfg.batch_size
-            loader = make_loader(self.train_set, cfg.batch_size, cfg.workers,
-                                 range(first, self.steps_per_epoch * cfg.batch_size), drop_last=True)
+            loader = make_loader(self.train_set, cfg.batch_size, settings.workers,
+                                 range(first, cfg.steps_per_epoch * cfg.batch_size), drop_last=True)
             tick = time.monotonic()
             for batch in loader:
+                lr = set_learning_rates(self.optimizer, cfg, state.epoch)
                 loss = train_step(self.model, batch, cfg, self.optimizer, self.device)
                 now = time.monotonic()
                 speed = cfg.batch_size / max(now - tick, 1e-9)
-                state.seconds += now - tick
-                state.step += 1
-                state.batch_in_epoch += 1
-                if state.batch_in_epoch == self.steps_per_epoch:
-                    state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-                bar.update(state.step, state.seconds - start_seconds, loss=f"{loss:.4f}", samples_s=f"{speed:.1f}",
-                           epoch=state.epoch)
+                self._advance(now - tick)
+                out_of_time = state.seconds >= deadline
+                done = state.step >= end_step or out_of_time
                 row = {"step": state.step, "epoch": state.epoch, "seconds": round(state.seconds, 2),
-                       "loss": round(loss, 6), "samples_per_s": round(speed, 3), "val_sdr": ""}
-                stopped = state.seconds >= deadline
-                finished = state.epoch >= cfg.epochs
-                if stopped or finished or now - last_save >= cfg.checkpoint_minutes * 60:
-                    row["val_sdr"] = round(self.checkpoint(), 3)
+                       "loss": round(loss, 6), "lr": lr, "samples_per_s": round(speed, 3), "val_sdr": ""}
+                if done or state.step % cfg.val_every == 0:
+                    val_sdr = self.checkpoint(validate=True)
+                    row["val_sdr"] = "" if val_sdr is None else round(val_sdr, 3)
+                    last_save = time.monotonic()
+                elif now - last_save >= settings.save_minutes * 60:
+                    self.checkpoint(validate=False)  # crash safety only: no decision is taken here
                     last_save = time.monotonic()
                 run_log.write(row)
                 if row["val_sdr"] != "":
                     run_log.plot()
+                bar.update(state.step, state.seconds - start_seconds, loss=f"{loss:.4f}", samples_s=f"{speed:.1f}", epoch=state.epoch)
                 tick = time.monotonic()  # validation and checkpointing are not training time
-                if stopped or finished:
+                if done:
                     break
         bar.close()
         return state
+
+    def _advance(self, seconds: float) -> None:
+        state = self.state
+        state.seconds += seconds
+        state.step += 1
+        state.batch_in_epoch += 1
+        if state.batch_in_epoch == self.cfg.steps_per_epoch:
+            state.epoch, state.batch_in_epoch = state.epoch + 1, 0

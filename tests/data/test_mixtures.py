@@ -39,26 +39,44 @@ def test_training_items_are_random_but_reproducible(tiny_dataset, cfg):
     assert not torch.equal(a[1]["mix"], b[1]["mix"])
 
 
-def test_gains_vary_in_training_and_are_unit_in_evaluation(tiny_dataset, cfg):
+def test_mixtures_are_at_target_loudness_and_gains_vary_only_in_training(tiny_dataset, cfg):
     rows = read_index(tiny_dataset / "train.csv")
     train = MixtureDataset(rows, cfg, length=20)
-    rms = [float(train[i]["sources"][0].pow(2).mean().sqrt()) for i in range(20)]
-    assert max(rms) / min(rms) > 1.3
-    factor = 10 ** (cfg.gain_db / 20)
-    assert max(rms) <= 0.1 * factor * 1.01 and min(rms) >= 0.1 / factor * 0.99
+    ratios = []
+    for i in range(20):
+        item = train[i]
+        assert float(item["mix"].pow(2).mean().sqrt()) == pytest.approx(cfg.target_rms, rel=1e-4)
+        level = item["sources"].pow(2).mean(dim=1).sqrt()
+        ratios.append(float(level[0] / level[1]))
+    factor = 10 ** (2 * cfg.gain_db / 20)  # two independent gains in +-gain_db
+    assert max(ratios) / min(ratios) > 1.3 and 1 / factor * 0.99 <= min(ratios) and max(ratios) <= factor * 1.01
     evaluation = MixtureDataset(rows, cfg, train=False, mixtures=fixed_mixtures(rows, 2, 5, seed=0))
     for i in range(5):
-        assert np.allclose(evaluation[i]["sources"].pow(2).mean(dim=1).sqrt().numpy(), 0.1, rtol=1e-3)
+        item = evaluation[i]
+        level = item["sources"].pow(2).mean(dim=1).sqrt().numpy()
+        assert level[0] == pytest.approx(level[1], rel=1e-3), "equal loudness in evaluation"
+        assert float(item["mix"].pow(2).mean().sqrt()) == pytest.approx(cfg.target_rms, rel=1e-4)
 
 
-def test_fixed_mixtures_are_seeded_and_never_repeat_a_label(tiny_dataset):
+def test_fixed_mixtures_are_seeded_distinct_and_never_repeat_a_label(tiny_dataset):
     rows = read_index(tiny_dataset / "test.csv")
-    groups = fixed_mixtures(rows, 2, 20, seed=3)
-    assert groups == fixed_mixtures(rows, 2, 20, seed=3)
-    assert groups != fixed_mixtures(rows, 2, 20, seed=4)
+    groups = fixed_mixtures(rows, 2, 8, seed=3)
+    assert groups == fixed_mixtures(rows, 2, 8, seed=3)
+    assert groups != fixed_mixtures(rows, 2, 8, seed=4)
     for group in groups:
         assert rows[group[0]].label != rows[group[1]].label
-    assert len({tuple(sorted(g)) for g in groups}) == 20  # 27 distinct pairs exist: no repeats needed
+    assert len({tuple(sorted(g)) for g in groups}) == 8
+    # 3 labels of 2 videos hold 12 distinct pairs: asking for more gives those 12, each once.
+    every = fixed_mixtures(rows, 2, 50, seed=3)
+    assert len(every) == 12 and len({tuple(sorted(g)) for g in every}) == 12
+
+
+def test_evaluation_views_are_owned_by_their_source(tiny_dataset, cfg):
+    rows = read_index(tiny_dataset / "test.csv")
+    item = MixtureDataset(rows, cfg, train=False, mixtures=fixed_mixtures(rows, 2, 1, seed=0))[0]
+    g = cfg.grid_size
+    assert item["owner"].shape == (2, g, g)
+    assert item["owner"][0].eq(0).all() and item["owner"][1].eq(1).all()
 
 
 def test_too_few_labels_is_a_clear_error(tiny_dataset, cfg):
@@ -84,7 +102,7 @@ def test_rows_with_missing_files_are_dropped_with_a_warning(tiny_dataset, caplog
     with caplog.at_level("WARNING", logger="avsep"):
         kept = check_rows(broken, "train.csv")
     assert kept == rows[1:]
-    assert "skipping 1 of 9 videos" in caplog.text and "gone.wav" in caplog.text
+    assert f"skipping 1 of {len(rows)} videos" in caplog.text and "gone.wav" in caplog.text
     with pytest.raises(AvsepError, match="none of its 1 videos"):
         check_rows(broken[:1], "train.csv")
 

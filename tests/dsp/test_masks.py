@@ -2,7 +2,8 @@ import torch
 
 from avsep.config import Config
 from avsep.dsp.masks import ideal_masks, loss_weight, mask_loss, masks_to_audio, target_masks
-from avsep.dsp.spectrogram import mixture_features, stft
+from avsep.dsp.inputs import mixture_features
+from avsep.dsp.spectrogram import stft
 
 
 def test_binary_targets_pick_the_loudest_source():

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from avsep.config import Config
-from avsep.dsp.spectrogram import istft, mixture_features, stft, unwarp, warp, warp_positions
+from avsep.dsp.inputs import mixture_features
+from avsep.dsp.spectrogram import istft, stft, unwarp, warp, warp_positions
 
 
 @pytest.mark.parametrize("preset", ["sop", "small"])

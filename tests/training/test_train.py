@@ -1,4 +1,4 @@
-"""Training runs: checkpoints, resume after kill -9, and the run folder's contents."""
+"""Training runs: decisions by steps, bit-exact resume after kill -9, best.pt that cannot lie."""
 import csv
 import signal
 import subprocess
@@ -7,10 +7,16 @@ import time
 import pytest
 import torch
 
+from avsep.config import Config, RunSettings
+from avsep.models.checkpoint import load_checkpoint
+from avsep.training.trainer import Trainer, lr_factor
 from tests.conftest import PYTHON
 
 TINY = ["--set", "channels=8", "--set", "resnet_width=8", "--set", "unet_channels=8", "--set", "batch_size=4",
-        "--set", "epoch_size=16", "--set", "val_pairs=4", "--set", "epochs=1000", "--workers", "0"]
+        "--set", "epoch_size=16", "--set", "val_pairs=4", "--set", "val_every=4", "--workers", "0"]
+CFG = Config.preset("small").replace(channels=8, resnet_width=8, unet_channels=8, batch_size=4, epoch_size=16,
+                                     epochs=3, val_pairs=4, val_every=4, lr_milestones=(2,), compose_prob=0.5,
+                                     pixel_loss=1.0, color_jitter=0.2, crop_scale=0.7)
 
 
 def train_cmd(data, out, *extra):
@@ -22,29 +28,104 @@ def log_steps(run):
         return [int(row["step"]) for row in csv.DictReader(f)]
 
 
-@pytest.mark.slow
-def test_resume_after_kill_9(tiny_dataset, tmp_path):
+def weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def fit(data, run, **settings):
+    trainer = Trainer(CFG, data / "train.csv", data / "val.csv", run, RunSettings(workers=0, progress=False, **settings))
+    return trainer.fit()
+
+
+def test_stopped_and_resumed_run_matches_an_uninterrupted_one_bit_for_bit(tiny_dataset, tmp_path):
+    full = fit(tiny_dataset, tmp_path / "full")
+    assert full.step == CFG.total_steps == 12
+    fit(tiny_dataset, tmp_path / "split", max_steps=6)  # stops mid-epoch, between validations
+    resumed = Trainer(CFG, tiny_dataset / "train.csv", tiny_dataset / "val.csv", tmp_path / "split",
+                      RunSettings(workers=0, progress=False), resume_state=load_checkpoint(tmp_path / "split/last.pt"))
+    assert resumed.fit().step == 12
+    assert same_weights(weights(tmp_path / "full/last.pt"), weights(tmp_path / "split/last.pt"))
+    assert log_steps(tmp_path / "split") == list(range(1, 13))
+
+
+def test_decisions_are_taken_by_steps(tiny_dataset, tmp_path):
+    fit(tiny_dataset, tmp_path / "run")
+    with open(tmp_path / "run" / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows if r["val_sdr"]] == [4, 8, 12]
+    assert [float(r["lr"]) for r in rows] == [1.0] * 8 + [0.1] * 4, "x0.1 from epoch 2 (4 steps per epoch)"
+    state = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert state["train_state"]["step"] == state["train_state"]["best_step"] in (4, 8, 12)
+    assert state["train_manifest"]["count"] == 9
+
+
+def test_lr_schedule_of_the_presets():
+    sop = Config.preset("sop")
+    assert [lr_factor(sop, e) for e in (0, 39, 40, 59, 60, 99)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    assert lr_factor(Config.preset("small"), 500) == 1.0
+
+
+def test_a_silent_model_never_becomes_best(tiny_dataset, tmp_path):
+    trainer = Trainer(CFG, tiny_dataset / "train.csv", tiny_dataset / "val.csv", tmp_path / "run",
+                      RunSettings(workers=0, progress=False))
+    with torch.no_grad():
+        trainer.model.synthesizer.scale.zero_()
+        trainer.model.synthesizer.bias.fill_(-200.0)
+    assert trainer.checkpoint() == -50.0
+    assert not (tmp_path / "run" / "best.pt").exists() and trainer.state.best_step == -1
+
+
+def test_best_pt_behind_last_pt_is_repaired_on_resume(tiny_dataset, tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen(train_cmd(tiny_dataset, run, "--set", "checkpoint_minutes=0.02"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    fit(tiny_dataset, run, max_steps=4)
+    (run / "best.pt").replace(run / "old.pt")
+    fit_state = load_checkpoint(run / "last.pt")
+    assert fit_state["train_state"]["best_step"] == 4
+    # A kill after last.pt, before best.pt: best.pt is missing or older than last.pt's best step.
+    Trainer(CFG, tiny_dataset / "train.csv", tiny_dataset / "val.csv", run, RunSettings(workers=0, progress=False),
+            resume_state=fit_state)
+    assert load_checkpoint(run / "best.pt")["train_state"]["step"] == 4
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_reaches_the_same_weights(tiny_dataset, tmp_path):
+    steps = ["--max-steps", "24", "--save-minutes", "0.001"]
+    straight = subprocess.run(train_cmd(tiny_dataset, tmp_path / "straight", *steps), capture_output=True,
+                              text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr
+    run = tmp_path / "run"
+    proc = subprocess.Popen(train_cmd(tiny_dataset, run, *steps), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not (run / "last.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
-    time.sleep(2.5)  # kill at an arbitrary moment after the first checkpoint, likely mid-step or mid-save
+    time.sleep(1.5)  # kill at an arbitrary moment after the first checkpoint, likely mid-step or mid-save
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = torch.load(run / "last.pt", weights_only=True)["train_state"]["step"]
-    assert killed_at >= 1
-    result = subprocess.run(train_cmd(tiny_dataset, run, "--resume", "--max-minutes", "0.1"),
-                            capture_output=True, text=True, timeout=300)
+    killed_at = load_checkpoint(run / "last.pt")["train_state"]["step"]
+    assert 1 <= killed_at < 24
+    result = subprocess.run(train_cmd(tiny_dataset, run, "--resume", *steps), capture_output=True, text=True,
+                            timeout=600)
     assert result.returncode == 0, result.stderr
-    state = torch.load(run / "last.pt", weights_only=True)
-    assert state["train_state"]["step"] > killed_at
-    steps = log_steps(run)
-    assert steps == list(range(1, len(steps) + 1)), "the log continues where the checkpoint was, without gaps"
-    assert steps[-1] == state["train_state"]["step"]
-    assert not list(run.glob("*.part"))
+    assert same_weights(weights(tmp_path / "straight/last.pt"), weights(run / "last.pt"))
+    assert log_steps(run) == list(range(1, 25)), "the log continues where the checkpoint was, without gaps"
+    assert not list(run.glob("*.part")) and not list(run.glob(".*.part"))
     assert (run / "best.pt").exists() and (run / "config.json").exists() and (run / "curves.png").exists()
+
+
+def test_resume_names_conflicting_flags(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    first = subprocess.run(train_cmd(tiny_dataset, run, "--max-steps", "2"), capture_output=True, text=True,
+                           timeout=300)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(train_cmd(tiny_dataset, run, "--resume", "--max-steps", "3", "--num-mix", "3",
+                                     "--set", "lr_sound=0.5"), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "ignoring lr_sound=0.5, num_mix=3" in again.stderr and "keeps lr_sound=0.001, num_mix=2" in again.stderr
+    assert load_checkpoint(run / "last.pt")["config"]["num_mix"] == 2
 
 
 def test_existing_run_needs_resume_and_bad_data_is_one_line(tiny_dataset, tmp_path):

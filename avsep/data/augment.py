@@ -1,0 +1,140 @@
+"""Training-time augmentation of the views that the vision network sees.
+
+Everything here also applies to real videos, so nothing relies on how the generated scenes
+are made:
+
+* random resized crops (keeping at least ``crop_scale`` of the area) and horizontal flips;
+* colour jitter (brightness, contrast, saturation, hue), Gaussian blur and cutout;
+* **composed views** ("Mix and Localize", Hu et al., CVPR 2022): with probability
+  ``compose_prob`` a view becomes a 2 x 2 grid of whole frames, its own video in one quadrant
+  and, in the others, the other videos of the mixture and videos that are *not* in the mixture
+  (silent distractors). Each view carries an ``owner`` map, (g, g) ints, giving for every grid
+  cell the source it shows, or -1 for a video that is not in the mixture. The pooled loss pools
+  each source's own cells; the per-pixel loss teaches the cells of silent videos to stay silent.
+
+A view is a list of T PIL images (the clip's frames) that share one set of random parameters,
+so the frames of a clip stay consistent with each other.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+from avsep.config import Config
+from avsep.dsp.inputs import IMAGENET_MEAN, to_model_scale
+
+View = list  # list[Image.Image]: the T frames of one clip, all the same size
+SILENT = -1   # owner of cells that show a video whose sound is not in the mixture
+
+
+def crop_box(width: int, height: int, cfg: Config, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """A random box keeping a fraction in [crop_scale, 1] of a square of side ``min(width, height)``,
+    with an aspect ratio in [3/4, 4/3]."""
+    side = min(width, height)
+    area = side * side * rng.uniform(cfg.crop_scale, 1.0)
+    aspect = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+    w = min(width, max(8, round(math.sqrt(area * aspect))))
+    h = min(height, max(8, round(math.sqrt(area / aspect))))
+    left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+    return left, top, left + w, top + h
+
+
+def random_view(frames: Sequence[Image.Image], cfg: Config, rng: np.random.Generator) -> View:
+    """The clip's frames at the model's scale, randomly cropped, resized to ``img_size`` squares,
+    flipped half the time and colour-jittered (the same parameters for every frame)."""
+    scaled = [to_model_scale(frame, cfg) for frame in frames]
+    box = crop_box(scaled[0].width, scaled[0].height, cfg, rng)
+    flip = rng.random() < 0.5
+    factors = rng.uniform(-cfg.color_jitter, cfg.color_jitter, 4) if cfg.color_jitter else None
+    view = []
+    for frame in scaled:
+        out = frame.resize((cfg.img_size, cfg.img_size), Image.BILINEAR, box=box)
+        if flip:
+            out = out.transpose(Image.FLIP_LEFT_RIGHT)
+        view.append(jitter(out, factors) if factors is not None else out)
+    return view
+
+
+def jitter(image: Image.Image, factors: np.ndarray) -> Image.Image:
+    """Brightness, contrast and saturation scaled by ``1 + factors[:3]``; hue rotated by
+    ``factors[3] / 4`` of a turn."""
+    for enhancer, factor in zip((ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color), factors[:3]):
+        image = enhancer(image).enhance(1.0 + float(factor))
+    if factors[3]:
+        hsv = np.array(image.convert("HSV"))
+        hsv[..., 0] = (hsv[..., 0].astype(np.int16) + int(factors[3] * 64)) % 256
+        image = Image.fromarray(hsv, "HSV").convert("RGB")
+    return image
+
+
+def blur_and_cutout(view: View, cfg: Config, rng: np.random.Generator) -> View:
+    """Maybe a Gaussian blur, maybe a grey rectangle over 10-35% of the side, for every frame."""
+    if rng.random() < cfg.blur_prob:
+        radius = float(rng.uniform(0.5, 1.5))
+        view = [frame.filter(ImageFilter.GaussianBlur(radius)) for frame in view]
+    if rng.random() < cfg.cutout_prob:
+        side = cfg.img_size
+        w, h = (int(side * f) for f in rng.uniform(0.1, 0.35, 2))
+        x, y = int(rng.integers(0, side - w + 1)), int(rng.integers(0, side - h + 1))
+        grey = tuple(int(c * 255) for c in IMAGENET_MEAN)
+        view = [frame.copy() for frame in view]
+        for frame in view:
+            frame.paste(grey, (x, y, x + w, y + h))
+    return view
+
+
+def quadrants(cfg: Config) -> list[tuple[int, int, int, int]]:
+    """The four cell-aligned quadrants of a view as (row0, col0, row1, col1) in grid cells."""
+    g, half = cfg.grid_size, cfg.grid_size // 2
+    return [(r0, c0, r1, c1) for r0, r1 in ((0, half), (half, g)) for c0, c1 in ((0, half), (half, g))]
+
+
+def compose(tiles: Sequence[tuple[View, int]], cfg: Config, rng: np.random.Generator) -> tuple[View, np.ndarray]:
+    """A 2 x 2 grid of up to four views, each shrunk into a quadrant in random order.
+
+    Args:
+        tiles: (view, owner) pairs; the first is the host. Missing quadrants show the host again.
+    Returns:
+        The composed view and its owner map, (g, g) int64.
+    """
+    tiles = list(tiles)[:4]
+    tiles += [tiles[0]] * (4 - len(tiles))
+    order = rng.permutation(4)
+    stride, g = cfg.visual_stride, cfg.grid_size
+    owner = np.empty((g, g), dtype=np.int64)
+    num_frames = len(tiles[0][0])
+    canvases = [Image.new("RGB", (cfg.img_size, cfg.img_size)) for _ in range(num_frames)]
+    for (r0, c0, r1, c1), k in zip(quadrants(cfg), order):
+        view, who = tiles[k]
+        owner[r0:r1, c0:c1] = who
+        size = ((c1 - c0) * stride, (r1 - r0) * stride)
+        for canvas, frame in zip(canvases, view):
+            canvas.paste(frame.resize(size, Image.BILINEAR), (c0 * stride, r0 * stride))
+    return canvases, owner
+
+
+def training_views(clips: Sequence[Sequence[Image.Image]], distractors: Sequence[Sequence[Image.Image]],
+                   cfg: Config, rng: np.random.Generator) -> tuple[list[View], np.ndarray]:
+    """The augmented views of the N sources of a training mixture.
+
+    Args:
+        clips: per source, its T frames (any size).
+        distractors: per distractor video (not in the mixture), its T frames.
+    Returns:
+        N views of T ``img_size`` squares, and their owner maps, (N, g, g) int64.
+    """
+    num = len(clips)
+    views = [random_view(frames, cfg, rng) for frames in clips]
+    extra = [random_view(frames, cfg, rng) for frames in distractors]
+    owners = np.repeat(np.arange(num).reshape(num, 1, 1), cfg.grid_size, axis=1).repeat(cfg.grid_size, axis=2)
+    out = []
+    for n, view in enumerate(views):
+        if rng.random() < cfg.compose_prob:
+            others = [(views[m], m) for m in range(num) if m != n] + [(v, SILENT) for v in extra]
+            picked = [others[i] for i in rng.permutation(len(others))[:3]]
+            view, owners[n] = compose([(view, n)] + picked, cfg, rng)
+        out.append(blur_and_cutout(view, cfg, rng))
+    return out, owners

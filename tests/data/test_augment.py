@@ -1,0 +1,50 @@
+"""Training views: crops and jitter keep the size, composed views own their cells."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from avsep.config import Config
+from avsep.data.augment import SILENT, compose, quadrants, random_view, training_views
+
+CFG = Config.preset("small").replace(crop_scale=0.5, color_jitter=0.4, blur_prob=0.5, cutout_prob=0.5)
+COLOURS = {0: (255, 0, 0), 1: (0, 255, 0), SILENT: (0, 0, 255)}
+
+
+def _clip(colour, frames=1, size=(200, 150)):
+    return [Image.new("RGB", size, colour) for _ in range(frames)]
+
+
+def test_random_view_is_an_img_size_square_for_any_aspect():
+    rng = np.random.default_rng(0)
+    for size in ((200, 150), (90, 300), (640, 360)):
+        view = random_view(_clip((10, 20, 30), frames=3, size=size), CFG, rng)
+        assert len(view) == 3 and all(frame.size == (CFG.img_size, CFG.img_size) for frame in view)
+
+
+def test_composed_view_puts_each_tile_in_its_owners_cells():
+    cfg = Config.preset("small")
+    rng = np.random.default_rng(1)
+    tiles = [(_clip(COLOURS[who], size=(cfg.img_size, cfg.img_size)), who) for who in (0, 1, SILENT, 1)]
+    view, owner = compose(tiles, cfg, rng)
+    pixels = np.asarray(view[0])
+    s = cfg.visual_stride
+    for r0, c0, r1, c1 in quadrants(cfg):
+        who = owner[r0, c0]
+        assert (owner[r0:r1, c0:c1] == who).all()
+        centre = pixels[(r0 * s + r1 * s) // 2, (c0 * s + c1 * s) // 2]
+        assert tuple(centre) == COLOURS[int(who)], "the quadrant shows its owner's video"
+    assert sorted(np.unique(owner).tolist()) == [SILENT, 0, 1]
+
+
+@pytest.mark.parametrize("compose_prob", [0.0, 1.0])
+def test_training_views_owner_maps(compose_prob):
+    cfg = CFG.replace(compose_prob=compose_prob)
+    rng = np.random.default_rng(2)
+    views, owners = training_views([_clip(COLOURS[0]), _clip(COLOURS[1])], [_clip(COLOURS[SILENT])], cfg, rng)
+    assert len(views) == 2 and owners.shape == (2, cfg.grid_size, cfg.grid_size)
+    for n in range(2):
+        assert (owners[n] == n).any(), "a view always shows its own source"
+        if compose_prob == 0:
+            assert (owners[n] == n).all()
+        else:
+            assert len(np.unique(owners[n])) > 1
