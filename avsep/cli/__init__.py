@@ -23,7 +23,8 @@ COMMANDS = {
     "preprocess": ("avsep.cli.preprocess", "turn a folder of videos into audio, frames and index files"),
     "train": ("avsep.cli.train", "train a Sound-of-Pixels model by mix-and-separate"),
     "evaluate": ("avsep.cli.evaluate", "score a checkpoint with BSS Eval on fixed mixtures"),
-    "separate": ("avsep.cli.separate", "separate the sound of a region of a video"),
+    "separate": ("avsep.cli.separate", "separate the sound of points, boxes or detected objects of a video"),
+    "localize": ("avsep.cli.localize", "a heatmap video of where the sound comes from, and tracked objects' stems"),
 }
 
 

@@ -1,15 +1,21 @@
-"""``avsep separate VIDEO --checkpoint CKPT --point X,Y --box X0,Y0,X1,Y1 --out DIR``."""
+"""``avsep separate VIDEO --checkpoint CKPT (--point X,Y | --box X0,Y0,X1,Y1 | --detect) ... --out DIR``.
+
+Writes one wav per query (or per tracked object with ``--detect``) and ``residual.wav``, the
+mixture minus them, at the video's own sample rate and level. Every region is checked before
+anything is written.
+"""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from avsep.data.decode import write_wav
+import numpy as np
+
 from avsep.errors import AvsepError
-from avsep.inference.separator import Box, Point, Region, Separator, heatmap_strip
 
 
-def _numbers(text: str, count: int, what: str) -> list[float]:
+def numbers(text: str, count: int, what: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
@@ -19,40 +25,81 @@ def _numbers(text: str, count: int, what: str) -> list[float]:
     return values
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("video", type=Path, help="the video to separate")
+def add_video_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by separate and localize."""
+    parser.add_argument("video", type=Path, help="the video")
     parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint from `avsep train`")
-    parser.add_argument("--point", action="append", default=[], metavar="X,Y", help="a pixel of the source (repeatable)")
-    parser.add_argument("--box", action="append", default=[], metavar="X0,Y0,X1,Y1", help="a box around the source (repeatable)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the wavs (and heatmap)")
-    parser.add_argument("--pool", choices=["max", "mean"], default="max",
-                        help="combine a box's cells by max-pooling their visual vectors (default) or averaging their masks")
-    parser.add_argument("--heatmap", action="store_true",
-                        help="also write heatmap.png: where the sound comes from, clip by clip")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--start", type=float, help="analyse from this time (seconds)")
+    parser.add_argument("--duration", type=float, help="analyse this many seconds")
+    parser.add_argument("--detector", metavar="PATH_OR_NAME",
+                        help="ultralytics weights for --detect (default: yolov8s-oiv7.pt; needs avsep[detect])")
+    parser.add_argument("--json", action="store_true", help="print what was written as one JSON object")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: cuda if available)")
 
 
-def run(args: argparse.Namespace) -> int:
-    regions: list[Region] = [Point(*_numbers(p, 2, "point")) for p in args.point]
-    regions += [Box(*_numbers(b, 4, "box")) for b in args.box]
-    if not regions:
-        raise AvsepError("give at least one --point X,Y or --box X0,Y0,X1,Y1")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_video_arguments(parser)
+    parser.add_argument("--point", action="append", default=[], metavar="X,Y", help="a pixel of the source (repeatable)")
+    parser.add_argument("--box", action="append", default=[], metavar="X0,Y0,X1,Y1",
+                        help="a box around the source, pixels of the original frame (repeatable)")
+    parser.add_argument("--detect", action="store_true", help="separate every object the detector tracks")
+    parser.add_argument("--partition", action="store_true",
+                        help="share the sound between the queries: stems plus residual add up to the mixture")
+    parser.add_argument("--pool", choices=["vector", "mask", "mean"],
+                        help="how a box's cells combine (default: the checkpoint's best, see docs/separating.md)")
+
+
+def analyze(args: argparse.Namespace):
+    from avsep.inference import Separator
+
     if not args.video.is_file():
         raise AvsepError(f"{args.video}: video not found")
-    separator = Separator(args.checkpoint, args.device)
-    video = separator.load_video(args.video)
-    result = separator.separate(video, regions, args.pool)
+    separator = Separator.from_checkpoint(args.checkpoint, args.device)
+    return separator.analyze(args.video, args.start, args.duration, progress=not args.json)
+
+
+def make_detector(args: argparse.Namespace):
+    from avsep.inference.detector import DEFAULT_WEIGHTS, YoloDetector
+
+    return YoloDetector(args.detector or DEFAULT_WEIGHTS, device="cpu" if args.device == "auto" else args.device)
+
+
+def write_stem(out: Path, name: str, audio: np.ndarray, analysis) -> dict:
+    from avsep.data.decode import write_wav
+
+    path = out / f"{name}.wav"
+    write_wav(path, np.clip(audio, -1.0, 1.0), analysis.input_rate)
+    times, levels = analysis.loudness(audio)
+    mean_db = 10 * np.log10(np.mean(np.square(audio, dtype=np.float64)) + 1e-12)
+    return {"file": str(path), "loudness_dbfs": round(float(mean_db), 2),
+            "loudness": {"times": [round(float(t), 3) for t in times], "dbfs": [round(float(v), 2) for v in levels]}}
+
+
+def run(args: argparse.Namespace) -> int:
+    from avsep.inference import Box, Point
+
+    regions = [Point(*numbers(p, 2, "point")) for p in args.point] + [Box(*numbers(b, 4, "box")) for b in args.box]
+    if not regions and not args.detect:
+        raise AvsepError("give at least one --point X,Y or --box X0,Y0,X1,Y1, or --detect")
+    detector = make_detector(args) if args.detect else None  # fail on missing weights before the analysis
+    analysis = analyze(args)
+    names = [f"point{i}_{r.x:g}_{r.y:g}" if isinstance(r, Point) else f"box{i}_{r.x0:g}_{r.y0:g}_{r.x1:g}_{r.y1:g}"
+             for i, r in enumerate(regions, 1)]
+    if detector is not None:
+        from avsep.inference.objects import detect_objects
+
+        for track in detect_objects(analysis, detector).values():
+            regions.append(track.boxes)
+            names.append(f"object{track.track_id}_{track.class_name.replace(' ', '_')}")
+    stems, residual = analysis.separate_regions(regions, partition=args.partition, pool=args.pool)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_wav(args.out / "mixture.wav", result.mixture, result.sample_rate)
-    for i, (region, source) in enumerate(zip(regions, result.sources), 1):
-        path = args.out / f"region{i}.wav"
-        write_wav(path, source, result.sample_rate)
-        print(f"{region} -> {path}")
-    if args.heatmap:
-        from avsep.viz.images import save_png
-
-        save_png(heatmap_strip(separator.localize(video)), args.out / "heatmap.png")
-        print(f"heatmap -> {args.out / 'heatmap.png'}")
+    written = [dict(name=name, **write_stem(args.out, name, stem, analysis)) for name, stem in zip(names, stems)]
+    report = {"video": str(args.video), "sample_rate": analysis.input_rate, "queries": written,
+              "residual": write_stem(args.out, "residual", residual, analysis)}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for item in written + [dict(name="residual", **report["residual"])]:
+            print(f"{item['name']:<32} {item['loudness_dbfs']:7.1f} dBFS  -> {item['file']}")
     return 0
-
-

@@ -1,0 +1,1 @@
+"""Stage 2: spectrograms, model inputs (frames, loudness) and masks."""

@@ -1,0 +1,1 @@
+"""Scoring separations: BSS Eval, the scoring protocol, evaluation runs, tables and HTML reports."""

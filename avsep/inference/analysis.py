@@ -1,0 +1,245 @@
+"""One pass of the networks over a video, kept for instant queries.
+
+:meth:`avsep.inference.Separator.analyze` runs the vision network on the frames that matter and
+the U-Net on half-overlapping windows of the audio, once. An :class:`Analysis` keeps what every
+later query needs and nothing more: per-frame visual grids (K x h x w each, never the frames
+themselves), the U-Net's K feature maps and the mixture STFT of every window, and each window's
+loudness gain. A query (a point, a box, a box that moves, a tracked object) then costs one small
+matrix product per window and an inverse STFT, with no network run.
+
+Memory grows with the video's length, not its resolution. Per minute of video, at the ``small``
+preset: about 42 MB of audio features, 21 MB of mixture STFT and 3 MB of visual grids; at
+``sop``, about 340, 42 and 2 MB (docs/separating.md has the measurement).
+
+Windows are ``audio_len`` long and ``audio_len // 2`` apart; each is separated on its own (at
+``target_rms``, then scaled back) and neighbours are cross-faded with triangular weights, so
+stems have no seams and, in a partition, stems plus residual add up to the mixture exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from scipy.signal import resample_poly
+from torch import Tensor
+
+from avsep.config import Config
+from avsep.dsp.masks import masks_to_audio
+from avsep.dsp.spectrogram import warp
+from avsep.errors import AvsepError
+from avsep.inference.regions import Box, BoxTrack, Point, Region, cells, check_region, region_at
+
+POOLS = ("vector", "mask", "mean")
+
+
+@dataclass
+class TrackedObject:
+    """A detected object followed over the video: its class and its box at each detection time."""
+    track_id: int
+    class_name: str
+    boxes: BoxTrack
+    scores: tuple = ()
+
+
+@dataclass
+class Analysis:
+    """What one analysis of a video keeps; see the module docstring.
+
+    Shapes: W windows, M analysed frames, K channels, F warped rows, T spectrogram frames.
+    """
+    model: torch.nn.Module
+    cfg: Config
+    starts: np.ndarray            # (W,) first sample of each window, at the model's rate
+    gains: np.ndarray             # (W,) loudness gain applied to each window
+    sound: Tensor                 # (W, K, F, T) U-Net features
+    mix_spec: Tensor              # (W, F_lin, T) complex STFT of each window, at target_rms
+    frame_times: np.ndarray       # (M,) seconds of the analysed frames
+    grids: Tensor                 # (M, K, h, w) activated visual grids of those frames
+    window_frames: list           # W arrays: the analysed frames each window pools (as in training)
+    mixture: np.ndarray           # (n,) the audio at the model's rate
+    input_mixture: np.ndarray     # the audio at the input's rate
+    input_rate: int
+    frame_size: tuple             # (W, H) of the original frames
+    source: object = None         # the video path or VideoClip, to read frames again when needed
+    start: float = 0.0            # where the analysed part begins in the video, seconds
+    padded_seconds: float = 0.0   # silence appended to reach one window
+    tracks: dict = field(default_factory=dict)
+    pool: str = "vector"          # default way of pooling the cells of a box
+    radius: int = 0               # default neighbourhood of a point, in cells
+
+    # --- basic facts ---------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        """The model's rate; waveforms returned by queries are at :attr:`input_rate`."""
+        return self.cfg.sample_rate
+
+    @property
+    def duration(self) -> float:
+        return len(self.input_mixture) / self.input_rate
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return tuple(self.grids.shape[-2:])
+
+    def window_centres(self) -> np.ndarray:
+        return (self.starts + self.cfg.audio_len / 2) / self.sample_rate
+
+    # --- queries -------------------------------------------------------------------------------
+    def region(self, point=None, box=None, boxes_over_time=None, track=None) -> Region:
+        """The one region a query names (exactly one of the four), checked against the frame."""
+        given = [(name, value) for name, value in (("point", point), ("box", box), ("boxes_over_time", boxes_over_time),
+                                                   ("track", track)) if value is not None]
+        if len(given) != 1:
+            raise AvsepError("give exactly one of point=, box=, boxes_over_time= or track=")
+        name, value = given[0]
+        if name == "point":
+            region = value if isinstance(value, Point) else Point(*map(float, value))
+        elif name == "box":
+            region = value if isinstance(value, Box) else Box(*map(float, value))
+        elif name == "boxes_over_time":
+            region = value if isinstance(value, BoxTrack) else BoxTrack.from_pairs(value)
+        else:
+            if value not in self.tracks:
+                known = ", ".join(str(k) for k in sorted(self.tracks)) or "none (run detect first)"
+                raise AvsepError(f"track {value}: no such tracked object; known tracks: {known}")
+            region = self.tracks[value].boxes
+        check_region(region, *self.frame_size)
+        return region
+
+    def separate(self, point=None, box=None, boxes_over_time=None, track=None, *, pool: str | None = None,
+                 radius: int | None = None) -> np.ndarray:
+        """The sound of one region, a waveform (n,) at the input's rate and level.
+
+        Args:
+            point: (x, y) pixels; box: (x0, y0, x1, y1) pixels; boxes_over_time: (time, box) pairs
+                or a :class:`BoxTrack`; track: the id of a tracked object (after detection).
+            pool: how the cells of a box combine: ``vector`` (max of their visual vectors, as the
+                pooled training loss), ``mask`` (max of their masks, as the per-pixel loss) or
+                ``mean`` (average of their masks). Default: :attr:`pool`.
+            radius: for a point, also use the cells within this many cells of it.
+        """
+        region = self.region(point, box, boxes_over_time, track)
+        return self.separate_regions([region], pool=pool, radius=radius)[0][0]
+
+    def separate_regions(self, regions: Sequence[Region], partition: bool = False, *, pool: str | None = None,
+                         radius: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+        """Stems of several regions and the residual (the mixture minus the stems).
+
+        With ``partition=True`` the masks are scaled where they add up to more than 1, so no part
+        of the mixture is counted twice: stems and residual then add up to the mixture exactly.
+        """
+        for region in regions:
+            check_region(region, *self.frame_size)
+        masks = torch.stack([self._window_masks(r, pool or self.pool, self.radius if radius is None else radius)
+                             for r in regions])
+        if partition:
+            masks = masks / masks.sum(dim=0, keepdim=True).clamp_min(1.0)
+        stems = [self._to_input_rate(s) for s in self._render(masks)]
+        return stems, self.input_mixture - np.sum(stems, axis=0)
+
+    def residual(self, selection: Sequence[np.ndarray | Region]) -> np.ndarray:
+        """The mixture minus the given stems (waveforms, or regions to separate first)."""
+        stems = [s if isinstance(s, np.ndarray) else self.separate_regions([s])[0][0] for s in selection]
+        return self.input_mixture - (np.sum(stems, axis=0) if stems else 0.0)
+
+    # --- heatmaps ------------------------------------------------------------------------------
+    def energy_map(self, time: float, resolution: str = "frame") -> np.ndarray:
+        """The share of the sound around ``time`` that each place's mask keeps, in [0, 1].
+
+        Returns (H, W) at the frame's resolution (bilinear from the grid), or (h, w) with
+        ``resolution="grid"``.
+        """
+        f = int(np.argmin(np.abs(self.frame_times - time)))
+        w = int(np.argmin(np.abs(self.window_centres() - time)))
+        with torch.no_grad():
+            logits = self.model.synthesizer.per_pixel(self.grids[f][None], self.sound[w][None])[0]
+            energy = warp(self.mix_spec[w].abs(), self.cfg) ** 2            # (F, T)
+            centre = (time * self.sample_rate - self.starts[w]) / self.cfg.stft_hop
+            half = 0.5 * self.sample_rate / self.cfg.stft_hop               # half a second of frames
+            frames = torch.arange(energy.shape[-1], dtype=torch.float32)
+            energy = energy * ((frames - centre).abs() <= half).to(energy.dtype)
+            share = (self.model.activate(logits) * energy).sum(dim=(-2, -1)) / energy.sum().clamp_min(1e-12)
+        share = share.cpu().numpy().astype(np.float32)
+        return share if resolution == "grid" else upsample(share, self.frame_size)
+
+    def energy_maps(self, times: Sequence[float] | None = None, resolution: str = "frame") -> tuple[np.ndarray, np.ndarray]:
+        """Energy maps at ``times`` (default: every analysed frame): (times (M,), maps (M, H, W))."""
+        times = self.frame_times if times is None else np.asarray(times, dtype=float)
+        return times, np.stack([self.energy_map(t, resolution) for t in times])
+
+    # --- loudness ------------------------------------------------------------------------------
+    def loudness(self, audio: np.ndarray, hop: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+        """RMS level of a waveform at the input's rate in dBFS, every ``hop`` seconds: (times, dB)."""
+        size = max(1, int(hop * self.input_rate))
+        count = max(1, len(audio) // size)
+        frames = np.asarray(audio[:count * size], dtype=np.float64).reshape(count, size)
+        level = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+        return (np.arange(count) + 0.5) * hop, level
+
+    # --- internals -----------------------------------------------------------------------------
+    def _window_masks(self, region: Region, pool: str, radius: int) -> Tensor:
+        """The region's mask in every window: (W, F, T), after the output activation."""
+        if pool not in POOLS:
+            raise AvsepError(f"pool={pool!r}: choose one of {', '.join(POOLS)}")
+        masks = []
+        with torch.no_grad():
+            for w, frame_ids in enumerate(self.window_frames):
+                vectors = torch.cat([self._cell_vectors(region, f, radius) for f in frame_ids])  # (cells, K)
+                sound = self.sound[w][None]
+                if pool == "vector":
+                    masks.append(self.model.activate(self.model.synthesizer(vectors.amax(0, keepdim=True), sound))[0])
+                    continue
+                logits = self.model.synthesizer.per_cell(vectors[None], sound)[0]           # (cells, F, T)
+                masks.append(self.model.activate(logits.amax(0)) if pool == "mask" else
+                             self.model.activate(logits).mean(0))
+        return torch.stack(masks)
+
+    def _cell_vectors(self, region: Region, frame: int, radius: int) -> Tensor:
+        shape = region_at(region, float(self.frame_times[frame]))
+        selected = torch.from_numpy(cells(shape, self.grid_shape, self.frame_size, radius))
+        return self.grids[frame][:, selected].T
+
+    def _render(self, masks: Tensor) -> np.ndarray:
+        """Masks (Q, W, F, T) -> Q waveforms at the model's rate, gains undone, windows cross-faded."""
+        length, num = self.cfg.audio_len, len(self.starts)
+        with torch.no_grad():
+            spec = self.mix_spec.unsqueeze(0).expand(masks.shape[0], -1, -1, -1)
+            waves = masks_to_audio(masks.flatten(0, 1)[:, None], spec.flatten(0, 1), self.cfg, length)
+        waves = waves.view(masks.shape[0], num, length).cpu().numpy() / self.gains[None, :, None]
+        total = int(self.starts[-1]) + length
+        summed, norm = np.zeros((masks.shape[0], total)), np.zeros(total)
+        weight = crossfade(length)
+        for w, start in enumerate(self.starts):
+            summed[:, start:start + length] += waves[:, w] * weight
+            norm[start:start + length] += weight
+        return (summed / norm)[:, :len(self.mixture)].astype(np.float32)
+
+    def _to_input_rate(self, audio: np.ndarray) -> np.ndarray:
+        if self.input_rate != self.sample_rate:
+            audio = resample(audio, self.sample_rate, self.input_rate)
+        out = np.zeros(len(self.input_mixture), dtype=np.float32)
+        out[:min(len(out), len(audio))] = audio[:len(out)]
+        return out
+
+
+def crossfade(length: int) -> np.ndarray:
+    """Triangular weights of a window (never exactly 0, so the first and last samples are kept)."""
+    return 1.0 - np.abs(np.linspace(-1.0, 1.0, length)) + 1e-3
+
+
+def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Band-limited polyphase resampling of a waveform (n,) between integer rates."""
+    if rate_in == rate_out:
+        return np.asarray(audio, dtype=np.float32)
+    g = np.gcd(int(rate_in), int(rate_out))
+    return resample_poly(np.asarray(audio, dtype=np.float64), rate_out // g, rate_in // g).astype(np.float32)
+
+
+def upsample(grid_map: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    """An (h, w) map stretched bilinearly to a (H, W) frame; ``frame_size`` is (W, H)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(grid_map, dtype=np.float32))[None, None]
+    width, height = frame_size
+    return torch.nn.functional.interpolate(tensor, size=(height, width), mode="bilinear",
+                                           align_corners=False)[0, 0].numpy()

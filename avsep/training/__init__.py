@@ -1,0 +1,1 @@
+"""Mix-and-separate training: the trainer and what a run writes."""

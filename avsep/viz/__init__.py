@@ -1,0 +1,1 @@
+"""Pictures for people: colormaps, spectrograms, heatmaps, training curves and heatmap videos."""

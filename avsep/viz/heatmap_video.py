@@ -1,0 +1,66 @@
+"""A video of where the sound comes from: the sound-energy heatmap over every frame, tracked
+objects' boxes coloured by how loud each one is at that moment, and the original audio."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from avsep.data.encode import write_mp4
+from avsep.utils import atomic_path
+from avsep.viz.images import colorize, heatmap_overlay
+
+
+def loudness_colour(db_below_mixture: float) -> tuple[int, int, int]:
+    """Box colour from how far an object's level is below the mixture's: red when it holds the
+    sound, through yellow, to grey when it is 30 dB down or more."""
+    value = float(np.clip(1.0 + db_below_mixture / 30.0, 0.0, 1.0))
+    if value <= 0.0:
+        return (128, 128, 128)
+    rgb = np.asarray(colorize(np.array([[value]]), cmap="magma", vmin=0.0, vmax=1.0))[0, 0]
+    return tuple(int(c) for c in rgb)
+
+
+def draw_objects(frame: Image.Image, objects: list[dict], time: float, scale: float) -> None:
+    """Draw each object's box at ``time`` (pixels of the original frame times ``scale``), in place."""
+    draw = ImageDraw.Draw(frame)
+    for obj in objects:
+        box = obj["track"].boxes.at(time)
+        times, levels = obj["loudness"]
+        level = float(np.interp(time, times, levels)) - float(np.interp(time, *obj["mixture_loudness"]))
+        colour = loudness_colour(level)
+        xy = [box.x0 * scale, box.y0 * scale, box.x1 * scale, box.y1 * scale]
+        draw.rectangle(xy, outline=colour, width=3)
+        draw.text((xy[0] + 4, xy[1] + 2), f"#{obj['track'].track_id} {obj['track'].class_name}", fill=colour)
+
+
+def heatmap_frames(analysis, frames, objects: list[dict] | None = None, alpha: float = 0.5) -> Iterator[np.ndarray]:
+    """Overlay the energy map of each (time, frame) pair; yields (H, W, 3) uint8 arrays."""
+    cache: dict[tuple[int, int], np.ndarray] = {}
+    centres = analysis.window_centres()
+    for time, frame in frames:
+        # Maps change with the analysed frame and the audio window: compute each pair once.
+        key = (int(np.argmin(np.abs(analysis.frame_times - time))), int(np.argmin(np.abs(centres - time))))
+        if key not in cache:
+            cache[key] = analysis.energy_map(time, resolution="grid")
+        image = heatmap_overlay(frame, np.clip(cache[key], 0.0, 1.0), alpha=alpha)
+        if objects:
+            draw_objects(image, objects, time, frame.width / analysis.frame_size[0])
+        yield np.asarray(image)
+
+
+def write_heatmap_video(analysis, path: str | Path, frames: list, fps: float, objects: list[dict] | None = None,
+                        audio: np.ndarray | None = None) -> Path:
+    """Encode the heatmap video of ``frames`` ((time, PIL image) pairs, even sizes) with the audio
+    (the analysis's own mixture by default), atomically."""
+    path = Path(path)
+    width, height = frames[0][1].size
+    even = (width - width % 2, height - height % 2)
+    frames = [(t, f if f.size == even else f.crop((0, 0) + even)) for t, f in frames]
+    audio = analysis.input_mixture if audio is None else audio
+    with atomic_path(path) as tmp:
+        write_mp4(tmp, heatmap_frames(analysis, frames, objects), even, fps, audio, analysis.input_rate, len(frames),
+                  threads=0)
+    return path

@@ -1,0 +1,134 @@
+"""Analysis and queries on in-memory videos, with models whose masks are known."""
+import logging
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from avsep.config import Config
+from avsep.errors import AvsepError
+from avsep.evaluation.metrics import bss_eval_sources
+from avsep.inference import Box, BoxTrack, Point, Separator, VideoClip
+from avsep.models.checkpoint import save_checkpoint
+from avsep.models.sop import SoundOfPixels
+
+CFG = Config.preset("small").replace(channels=8, resnet_width=8, unet_channels=8)
+
+
+def clip(seconds=8.0, rate=11025, size=(320, 180), fps=8.0, seed=0, level=0.1) -> VideoClip:
+    """Two tones and a picture whose left half is red and right half blue, noise on top."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    audio = level * (np.sin(2 * np.pi * 330 * t) + 0.7 * np.sign(np.sin(2 * np.pi * 97 * t)))
+    frames = []
+    for _ in range(int(seconds * fps)):
+        pixels = np.zeros((size[1], size[0], 3), dtype=np.uint8)
+        pixels[:, : size[0] // 2] = (220, 30, 30)
+        pixels[:, size[0] // 2:] = (30, 30, 220)
+        frames.append(Image.fromarray(np.clip(pixels + rng.integers(0, 20, pixels.shape), 0, 255).astype(np.uint8)))
+    return VideoClip(audio.astype(np.float32), rate, frames, fps)
+
+
+def separator(tmp_path, bias=None, seed=0) -> Separator:
+    """A small random model, or one whose masks are sigmoid(bias) everywhere."""
+    torch.manual_seed(seed)
+    model = SoundOfPixels(CFG)
+    if bias is not None:
+        with torch.no_grad():
+            model.synthesizer.scale.zero_()
+            model.synthesizer.bias.fill_(bias)
+    return Separator(save_checkpoint(tmp_path / f"model{seed}{bias}.pt", model, CFG), device="cpu")
+
+
+def test_all_pass_masks_give_back_the_mixture_across_windows(tmp_path):
+    video = clip()
+    analysis = separator(tmp_path, bias=30.0).analyze(video, progress=False)
+    assert len(analysis.starts) == 5  # 8 s in half-overlapping 2.97 s windows
+    for query in (dict(point=(10, 10)), dict(box=(0, 0, 160, 180))):
+        np.testing.assert_allclose(analysis.separate(**query), video.audio, atol=1e-4)
+
+
+def test_partition_adds_up_to_the_mixture(tmp_path):
+    video = clip()
+    analysis = separator(tmp_path).analyze(video, progress=False)
+    regions = [Point(40, 90), Box(170, 0, 320, 180), Point(300, 20)]
+    stems, residual = analysis.separate_regions(regions, partition=True)
+    np.testing.assert_allclose(np.sum(stems, axis=0) + residual, video.audio, atol=1e-4)
+    assert all(np.abs(s).max() > 0 for s in stems)
+    np.testing.assert_allclose(analysis.residual(stems), residual, atol=1e-6)
+
+
+@pytest.mark.parametrize("gain_db", [-18.0, 6.0])
+def test_the_input_level_changes_only_the_output_level(tmp_path, gain_db):
+    sep = separator(tmp_path)
+    reference = sep.analyze(clip(), progress=False).separate(point=(40, 90))
+    gain = 10 ** (gain_db / 20)
+    louder = clip(level=0.1 * gain)
+    scaled = sep.analyze(louder, progress=False).separate(point=(40, 90))
+    sdr = bss_eval_sources((reference * gain)[None].astype(np.float64), scaled[None].astype(np.float64))[0][0]
+    assert sdr > 60, "the same sources up to the gain (the issue asks for within 1 dB SDR)"
+    np.testing.assert_allclose(scaled, reference * gain, atol=1e-5 * gain)
+
+
+def test_input_rate_is_kept(tmp_path):
+    video = clip(rate=44100, seconds=4.0)
+    analysis = separator(tmp_path, bias=30.0).analyze(video, progress=False)
+    stem = analysis.separate(point=(10, 10))
+    assert analysis.input_rate == 44100 and stem.shape == video.audio.shape
+    # All-pass masks at the model's rate keep what lies below its Nyquist frequency (5.5 kHz):
+    # here the whole band of the tones except the square wave's highest harmonics.
+    assert np.corrcoef(stem, video.audio)[0, 1] > 0.98
+
+
+def test_cells_follow_the_frame_for_any_aspect(tmp_path):
+    for size in ((320, 180), (180, 320), (256, 256)):
+        analysis = separator(tmp_path, bias=0.0).analyze(clip(size=size, seconds=4), progress=False)
+        h, w = analysis.grid_shape
+        short = min(size)
+        assert (w, h) == (round(size[0] * 112 / short / 16), round(size[1] * 112 / short / 16))
+        assert analysis.energy_map(1.0).shape == (size[1], size[0])
+        assert analysis.energy_map(1.0, resolution="grid").shape == (h, w)
+
+
+def test_a_moving_box_selects_each_frames_own_cells(tmp_path):
+    sep = separator(tmp_path, seed=3)
+    with torch.no_grad():
+        sep.model.synthesizer.scale.fill_(300.0)  # amplify the random vectors' differences
+    analysis = sep.analyze(clip(), progress=False)
+    left, right = Box(20, 80, 30, 90), Box(290, 80, 300, 90)  # one cell each: max-pooling many cells saturates
+    moving = BoxTrack.from_pairs([(0.0, left), (4.0, right)])
+    a = analysis.separate(boxes_over_time=moving)
+    first_half = analysis.separate(box=left)
+    second_half = analysis.separate(box=right)
+    n = len(a)
+    # Windows centred before 4 s use the left box, those after it the right one.
+    assert np.allclose(a[: n // 5], first_half[: n // 5], atol=1e-5)
+    assert np.allclose(a[-n // 5:], second_half[-n // 5:], atol=1e-5)
+    assert not np.allclose(first_half, second_half, atol=1e-3)
+
+
+def test_queries_need_exactly_one_region_inside_the_frame(tmp_path):
+    analysis = separator(tmp_path, bias=0.0).analyze(clip(seconds=4), progress=False)
+    for query, message in [(dict(point=(400, 10)), "outside the 320x180 frame"),
+                           (dict(box=(10, 10, 5, 20)), "is empty"),
+                           (dict(), "exactly one of"),
+                           (dict(point=(1, 1), box=(0, 0, 2, 2)), "exactly one of"),
+                           (dict(track=3), "no such tracked object")]:
+        with pytest.raises(AvsepError, match=message):
+            analysis.separate(**query)
+
+
+def test_a_video_shorter_than_a_window_is_padded_and_said(tmp_path, caplog):
+    short = clip(seconds=1.5)
+    with caplog.at_level(logging.WARNING, logger="avsep"):
+        analysis = separator(tmp_path, bias=30.0).analyze(short, progress=False)
+    assert "shorter than one 2.97 s window: padded" in caplog.text
+    assert analysis.padded_seconds == pytest.approx(2.97 - 1.5, abs=0.01)
+    np.testing.assert_allclose(analysis.separate(point=(5, 5)), short.audio, atol=1e-4)
+
+
+def test_memory_holds_grids_not_frames(tmp_path):
+    analysis = separator(tmp_path).analyze(clip(seconds=8, size=(1280, 720)), progress=False)
+    frame_bytes = analysis.grids.numel() * 4
+    assert frame_bytes < 1280 * 720 * 3, "the analysis keeps small grids, not the 720p frames"
