@@ -20,39 +20,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from avsep.config import Config
 from avsep.data.augment import training_views
-from avsep.data.decode import load_audio, read_wav, wav_info
 from avsep.data.index import IndexRow, frame_path
+from avsep.data.videos import SoloVideo, VideoFiles
 from avsep.dsp.inputs import centre_square, clip_frame_ids, loudness_gain, normalize_pixels, to_model_scale
 from avsep.errors import AvsepError
 
 log = logging.getLogger("avsep")
 SILENT_RMS = 1e-4     # a clip quieter than this carries no source to separate
 READ_ERRORS = (AvsepError, OSError, ValueError)
-
-
-def audio_length(row: IndexRow, sample_rate: int) -> int:
-    """Samples in the row's audio at ``sample_rate`` (WAV headers only; other formats decode)."""
-    if row.audio.suffix.lower() == ".wav":
-        rate, length = wav_info(row.audio)
-        if rate != sample_rate:
-            raise AvsepError(f"{row.audio}: sample rate {rate} Hz, but the configuration needs {sample_rate} Hz")
-        return length
-    return len(load_audio(row.audio, sample_rate))
-
-
-def read_clip(row: IndexRow, start: int, length: int, sample_rate: int) -> np.ndarray:
-    """``length`` samples of the row's audio from ``start`` (zero-padded past the end): (length,)."""
-    if row.audio.suffix.lower() == ".wav":
-        return read_wav(row.audio, start, length)
-    audio = load_audio(row.audio, sample_rate)[start:start + length]
-    return np.pad(audio, (0, length - len(audio)))
-
-
-def read_frame(path: Path, min_side: int) -> Image.Image:
-    """A frame file as RGB, decoded at the smallest JPEG scale whose shorter side is >= ``min_side``."""
-    with Image.open(path) as img:
-        img.draft("RGB", (min_side, min_side))  # JPEG DCT scaling: much cheaper than decoding full size
-        return img.convert("RGB")
 
 
 @dataclass
@@ -62,8 +37,64 @@ class Clip:
     frame_ids: list[int]
 
 
+class MixtureMaker:
+    """Turns N solo videos into one training or evaluation item; shared by every dataset.
+
+    Training items take random clip offsets, random gains and augmented views; evaluation items
+    are centred, at equal loudness and seen through centred square views. Either way the
+    mixture is brought to ``target_rms`` (:mod:`avsep.dsp.inputs`), as at inference.
+    """
+
+    def __init__(self, cfg: Config, train: bool):
+        self.cfg, self.train = cfg, train
+
+    def clip(self, video: SoloVideo, rng: np.random.Generator) -> Clip:
+        cfg = self.cfg
+        room = max(0, video.audio_length() - cfg.audio_len)
+        start = int(rng.integers(0, room + 1)) if self.train else room // 2
+        centre = (start + cfg.audio_len / 2) / cfg.sample_rate
+        return Clip(start, clip_frame_ids(centre, video.num_frames, cfg))
+
+    def frames(self, video: SoloVideo, clip: Clip) -> list[Image.Image]:
+        return [video.frame(i, self.cfg.img_size) for i in clip.frame_ids]
+
+    def source(self, video: SoloVideo, rng: np.random.Generator) -> tuple[np.ndarray, list[Image.Image]]:
+        """A clip's audio at ``target_rms`` times a random gain (training) or at ``target_rms``,
+        and its frames."""
+        cfg = self.cfg
+        for _attempt in range(3):  # a random window can fall in a pause: try another one
+            clip = self.clip(video, rng)
+            audio = video.audio(clip.start, cfg.audio_len)
+            rms = float(np.sqrt(np.mean(audio ** 2)))
+            if rms > SILENT_RMS or not self.train:
+                break
+        gain = 10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20) if self.train else 1.0
+        return (audio * (gain * cfg.target_rms / max(rms, SILENT_RMS))).astype(np.float32), self.frames(video, clip)
+
+    def views(self, clips: list[list[Image.Image]], distractors: list[SoloVideo], rng: np.random.Generator):
+        """Normalised views (N, 3, T, S, S) and owner maps (N, g, g)."""
+        cfg = self.cfg
+        if self.train:
+            others = [self.frames(v, self.clip(v, rng)) for v in distractors]
+            views, owners = training_views(clips, others, cfg, rng)
+        else:
+            views = [[centre_square(to_model_scale(f, cfg), cfg.img_size) for f in frames] for frames in clips]
+            owners = np.broadcast_to(np.arange(len(clips))[:, None, None], (len(clips), cfg.grid_size, cfg.grid_size))
+        pixels = np.stack([np.stack([normalize_pixels(np.asarray(f)) for f in view], axis=1) for view in views])
+        return pixels, np.ascontiguousarray(owners, dtype=np.int64)
+
+    def item(self, audios: list[np.ndarray], clips: list[list[Image.Image]], distractors: list[SoloVideo],
+             rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """``mix``, ``sources``, ``frames`` and ``owner`` of a mixture of the sources read by :meth:`source`."""
+        sources = np.stack(audios)
+        sources *= loudness_gain(sources.sum(axis=0), self.cfg)  # the mixture at target_rms, as at inference
+        frames, owner = self.views(clips, distractors, rng)
+        return {"mix": torch.from_numpy(sources.sum(axis=0)), "sources": torch.from_numpy(sources),
+                "frames": torch.from_numpy(frames), "owner": torch.from_numpy(owner)}
+
+
 class MixtureDataset(Dataset):
-    """Mixtures of ``cfg.num_mix`` solo clips with distinct labels.
+    """Mixtures of ``cfg.num_mix`` solo clips with distinct labels, from an index of videos.
 
     Args:
         rows: the solo videos (an index file).
@@ -86,21 +117,17 @@ class MixtureDataset(Dataset):
             raise AvsepError(f"the index has {len(labels)} label(s) ({', '.join(labels)}); "
                              f"mixing {cfg.num_mix} sources of different labels needs at least {cfg.num_mix}")
         self.rows, self.cfg, self.train, self.seed = list(rows), cfg, train, seed
+        self.videos = [VideoFiles(row, cfg.sample_rate) for row in self.rows]
+        self.maker = MixtureMaker(cfg, train)
         self.labels = labels  # label names, indexed by the ids in each item's ``labels``
         self.row_labels = np.array([labels.index(row.label) for row in self.rows])
         self.mixtures = [list(m) for m in mixtures] if mixtures is not None else None
         self.length = len(self.mixtures) if self.mixtures is not None else (length or cfg.epoch_size)
         self.epoch = 0
-        self._lengths: dict[int, int] = {}
         self._bad: set[int] = set()  # rows whose files failed to read in this process
 
     def __len__(self) -> int:
         return self.length
-
-    def _length_of(self, row_id: int) -> int:
-        if row_id not in self._lengths:
-            self._lengths[row_id] = audio_length(self.rows[row_id], self.cfg.sample_rate)
-        return self._lengths[row_id]
 
     def _good_rows(self) -> np.ndarray:
         return np.flatnonzero(~np.isin(np.arange(len(self.rows)), list(self._bad)))
@@ -113,48 +140,25 @@ class MixtureDataset(Dataset):
 
     def _pick_distractors(self, row_ids: list[int], rng: np.random.Generator) -> list[int]:
         """Up to 3 videos of labels not in the mixture, for composed views (none if not composing)."""
-        if not self.cfg.compose_prob:
+        if not (self.train and self.cfg.compose_prob):
             return []
         good = self._good_rows()
         others = good[~np.isin(self.row_labels[good], self.row_labels[row_ids])]
         return [] if not len(others) else rng.choice(others, size=min(3, len(others)), replace=False).tolist()
 
-    def _clip(self, row_id: int, rng: np.random.Generator) -> Clip:
-        cfg, row = self.cfg, self.rows[row_id]
-        room = max(0, self._length_of(row_id) - cfg.audio_len)
-        start = int(rng.integers(0, room + 1)) if self.train else room // 2
-        centre = (start + cfg.audio_len / 2) / cfg.sample_rate
-        return Clip(start, clip_frame_ids(centre, row.num_frames, cfg))
-
-    def _frames(self, row_id: int, frame_ids: list[int]) -> list[Image.Image]:
-        row = self.rows[row_id]
-        return [read_frame(frame_path(row, i), self.cfg.img_size) for i in frame_ids]
-
-    def _audio(self, row_id: int, rng: np.random.Generator) -> tuple[np.ndarray, Clip]:
-        """A clip's audio at ``target_rms`` times a random gain (training) or at ``target_rms``."""
-        cfg, row = self.cfg, self.rows[row_id]
-        for _attempt in range(3):  # a random window can fall in a pause: try another one
-            clip = self._clip(row_id, rng)
-            audio = read_clip(row, clip.start, cfg.audio_len, cfg.sample_rate)
-            rms = float(np.sqrt(np.mean(audio ** 2)))
-            if rms > SILENT_RMS or not self.train:
-                break
-        gain = 10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20) if self.train else 1.0
-        return (audio * (gain * cfg.target_rms / max(rms, SILENT_RMS))).astype(np.float32), clip
-
-    def _read(self, row_ids: list[int], rng: np.random.Generator) -> tuple[list[np.ndarray], list[list[Image.Image]]]:
-        audios, frames = [], []
+    def _read(self, row_ids: list[int], rng: np.random.Generator) -> tuple[list, list]:
+        audios, clips = [], []
         for row_id in row_ids:
             try:
-                audio, clip = self._audio(row_id, rng)
-                frames.append(self._frames(row_id, clip.frame_ids))
-                audios.append(audio)
+                audio, frames = self.maker.source(self.videos[row_id], rng)
             except READ_ERRORS as err:
                 if row_id not in self._bad:
                     self._bad.add(row_id)
                     log.warning("skipping %s: %s", self.rows[row_id].audio, err)
                 raise
-        return audios, frames
+            audios.append(audio)
+            clips.append(frames)
+        return audios, clips
 
     def _read_mixture(self, row_ids: list[int], rng: np.random.Generator):
         """Audio and frames of a mixture; a training video that fails to read is logged and replaced."""
@@ -166,28 +170,14 @@ class MixtureDataset(Dataset):
                     raise AvsepError(str(err)) from None
                 row_ids = self._pick_rows(rng)
 
-    def _views(self, clips: list[list[Image.Image]], row_ids: list[int], rng: np.random.Generator):
-        """Normalised views (N, 3, T, S, S) and owner maps (N, g, g)."""
-        cfg = self.cfg
-        if self.train:
-            distractors = [self._frames(r, self._clip(r, rng).frame_ids) for r in self._pick_distractors(row_ids, rng)]
-            views, owners = training_views(clips, distractors, cfg, rng)
-        else:
-            views = [[centre_square(to_model_scale(f, cfg), cfg.img_size) for f in frames] for frames in clips]
-            owners = np.broadcast_to(np.arange(len(clips))[:, None, None], (len(clips), cfg.grid_size, cfg.grid_size))
-        pixels = np.stack([np.stack([normalize_pixels(np.asarray(f)) for f in view], axis=1) for view in views])
-        return pixels, np.ascontiguousarray(owners, dtype=np.int64)
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
         row_ids = self.mixtures[index] if self.mixtures is not None else self._pick_rows(rng)
         row_ids, audios, clips = self._read_mixture(row_ids, rng)
-        sources = np.stack(audios)
-        sources *= loudness_gain(sources.sum(axis=0), self.cfg)  # the mixture at target_rms, as at inference
-        frames, owner = self._views(clips, row_ids, rng)
-        return {"mix": torch.from_numpy(sources.sum(axis=0)), "sources": torch.from_numpy(sources),
-                "frames": torch.from_numpy(frames), "owner": torch.from_numpy(owner),
-                "rows": torch.tensor(row_ids), "labels": torch.tensor(self.row_labels[row_ids])}
+        distractors = [self.videos[r] for r in self._pick_distractors(row_ids, rng)]
+        item = self.maker.item(audios, clips, distractors, rng)
+        item.update(rows=torch.tensor(row_ids), labels=torch.tensor(self.row_labels[row_ids]))
+        return item
 
 
 def check_rows(rows: Sequence[IndexRow], index: str | Path) -> list[IndexRow]:
