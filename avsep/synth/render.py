@@ -1,78 +1,20 @@
-"""Audio for the synthetic instruments: fluidsynth with a GM soundfont, or a numpy synthesizer.
+"""The numpy synthesizer: the fallback voices for machines without fluidsynth or a soundfont.
 
-fluidsynth gives real sampled timbres; when the CLI or a soundfont is missing the numpy voices
-below (additive harmonics, Karplus-Strong strings, noise drums) still give every label its own
-clearly different spectrum, so the data stay learnable either way.
+Additive harmonics, Karplus-Strong strings and noise drums give every label its own clearly
+different spectrum, so the data stay learnable without sampled timbres.
 All audio here is mono float32 in [-1, 1], shape ``[samples]``.
 """
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
-import warnings
-from functools import lru_cache
-from pathlib import Path
-
 import numpy as np
-from scipy.io import wavfile
 from scipy.signal import lfilter
 
 from avsep.synth.instruments import Instrument
-from avsep.synth.logs import warn_once
-from avsep.synth.midi import Note, random_melody, write_midi
+from avsep.synth.midi import Note
+from avsep.synth.soundfonts import fit_length
 
 
 DEFAULT_RATE = 22050
-TARGET_RMS_DB = -20.0  # per-clip loudness before the random +-3 dB variation
-PEAK_LIMIT = 0.9
-SOUNDFONT_CANDIDATES = (
-    "/usr/share/sounds/sf2/TimGM6mb.sf2",
-    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
-    "/usr/share/sounds/sf2/default-GM.sf2",
-    "/usr/share/soundfonts/FluidR3_GM.sf2",
-    "/usr/share/soundfonts/default.sf2",
-)
-@lru_cache(maxsize=1)
-def find_soundfont() -> str | None:
-    """Path of a General MIDI soundfont (``$AVSEP_SOUNDFONT`` first), or ``None``."""
-    env = os.environ.get("AVSEP_SOUNDFONT")
-    candidates = ([env] if env else []) + list(SOUNDFONT_CANDIDATES)
-    candidates += sorted(glob.glob("/usr/share/sounds/sf2/*.sf2")) + sorted(glob.glob("/usr/share/soundfonts/*.sf2"))
-    return next((c for c in candidates if c and os.path.isfile(c)), None)
-
-
-def fluidsynth_available() -> bool:
-    """True when both the fluidsynth CLI and a soundfont are installed."""
-    return shutil.which("fluidsynth") is not None and find_soundfont() is not None
-
-
-def render_fluidsynth(notes: list[Note], inst: Instrument, seconds: float, rate: int = DEFAULT_RATE) -> np.ndarray:
-    """Render ``notes`` with the instrument's GM program through the fluidsynth CLI.
-
-    Returns mono float32 ``[round(seconds * rate)]``. Float output (``-O float``) avoids both
-    clipping and fluidsynth's dithering, keeping renders bit-identical between runs.
-    """
-    with tempfile.TemporaryDirectory(prefix="avsep-fs-") as tmp:
-        mid, wav = os.path.join(tmp, "in.mid"), os.path.join(tmp, "out.wav")
-        write_midi(mid, notes, inst.program, seconds)
-        cmd = ["fluidsynth", "-ni", "-q", "-g", "0.5", "-R", "0", "-C", "0", "-O", "float",
-               "-F", wav, "-r", str(rate), find_soundfont(), mid]
-        subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, timeout=120)
-        with warnings.catch_warnings():  # fluidsynth writes a LIST chunk scipy does not parse
-            warnings.simplefilter("ignore", wavfile.WavFileWarning)
-            _, data = wavfile.read(wav)
-    data = np.asarray(data, dtype=np.float32)
-    mono = data.mean(axis=1) if data.ndim == 2 else data
-    return _fit_length(mono, round(seconds * rate))
-
-
-def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
-    """Cut or zero-pad ``x`` to ``n`` samples."""
-    return np.pad(x[:n], (0, max(0, n - len(x)))).astype(np.float32)
 
 
 def _midi_hz(pitch: float) -> float:
@@ -193,56 +135,4 @@ def render_numpy(notes: list[Note], inst: Instrument, seconds: float, rate: int 
         if n <= 0:
             continue
         out[start:start + n] += (note.velocity / 127) * _voice(inst, note, n, rate, rng)
-    return _fit_length(out, total)
-
-
-def normalize(audio: np.ndarray, rng: np.random.Generator, db: float = TARGET_RMS_DB, spread_db: float = 3.0) -> np.ndarray:
-    """Scale ``audio`` to an RMS of ``db`` +- ``spread_db`` (uniform) dBFS, limiting peaks to
-    ``PEAK_LIMIT`` so sums of two stems rarely clip; ``[n]`` float32."""
-    rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2)))
-    if rms < 1e-9:
-        return audio.astype(np.float32)
-    gain = 10 ** ((db + rng.uniform(-spread_db, spread_db)) / 20) / rms
-    peak = float(np.abs(audio).max()) * gain
-    if peak > PEAK_LIMIT:
-        gain *= PEAK_LIMIT / peak
-    return (audio * gain).astype(np.float32)
-
-
-def render_clip(inst: Instrument, seconds: float, seed: int, rate: int = DEFAULT_RATE,
-                backend: str = "auto") -> np.ndarray:
-    """A random melody for ``inst``, rendered and loudness-normalised; float32 ``[round(seconds * rate)]``.
-
-    ``backend``: ``"fluidsynth"``, ``"numpy"`` or ``"auto"`` (fluidsynth when installed,
-    otherwise numpy with a one-time warning). Deterministic given ``seed``.
-    """
-    rng = np.random.default_rng(seed)
-    notes = random_melody(inst, seconds, rng)
-    if backend == "auto":
-        backend = "fluidsynth" if fluidsynth_available() else "numpy"
-        if backend == "numpy":
-            warn_once("numpy", "fluidsynth or a GM soundfont not found: using the numpy synthesizer")
-    audio = None
-    if backend == "fluidsynth":
-        try:
-            audio = render_fluidsynth(notes, inst, seconds, rate)
-        except (OSError, subprocess.SubprocessError) as exc:
-            warn_once("fs-fail", f"fluidsynth failed ({exc}); using the numpy synthesizer")
-    if audio is None:
-        audio = render_numpy(notes, inst, seconds, rate, seed=int(rng.integers(2**31)))
-    return normalize(audio, rng)
-
-
-def write_wav(path: str | os.PathLike, audio: np.ndarray, rate: int) -> None:
-    """Write mono float ``audio`` ``[n]`` as 16-bit PCM WAV (clipped to [-1, 1])."""
-    pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
-    wavfile.write(Path(path), rate, pcm)
-
-
-def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read a (16-bit or float) WAV as mono float32 ``[n]`` in [-1, 1]; returns ``(audio, rate)``."""
-    rate, data = wavfile.read(Path(path))
-    if data.dtype == np.int16:
-        data = data / 32768.0
-    data = np.asarray(data, dtype=np.float32)
-    return (data.mean(axis=1) if data.ndim == 2 else data), rate
+    return fit_length(out, total)

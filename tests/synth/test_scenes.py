@@ -1,0 +1,171 @@
+"""Pictures of the generator: background pools, rooms, sprites, people, scenes and their boxes."""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+
+import numpy as np
+import pytest
+
+from avsep.synth import CATALOG, background_files
+from avsep.synth import backgrounds
+from avsep.synth.backgrounds import POOL_PACKAGES, is_excluded, load_photo, make_background
+from avsep.synth.people import draw_person
+from avsep.synth.rooms import draw_room
+from avsep.synth.scenes import SIZE_RANGE, build_scene
+from avsep.synth.sprites import PROPS, emoji_font, emoji_sprite, instrument_sprite, prop_shape_sprite, shape_sprite
+
+
+def _head_hash(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read(1 << 16)).hexdigest()
+
+
+def test_background_pools_are_disjoint_and_never_ukui():
+    train, test = background_files("train"), background_files("test")
+    if not train or not test:
+        pytest.skip("wallpaper packages not installed")
+    assert not {p.resolve() for p in train} & {p.resolve() for p in test}
+    assert not {_head_hash(p) for p in train} & {_head_hash(p) for p in test}  # not even copies
+    for path in train + test:
+        assert "ukui" not in str(path).lower() and "ukui" not in str(path.resolve()).lower()
+        assert path.stat().st_size >= backgrounds.MIN_BYTES and path.suffix.lower() != ".svg"
+    assert all(str(p).startswith("/usr/share/wallpapers/") for p in train)
+    assert all(str(p).startswith("/usr/share/backgrounds/") for p in test)
+    assert "ukui-wallpapers" in backgrounds.EXCLUDED_PACKAGES
+    assert all(pkg != "ukui-wallpapers" for pool in POOL_PACKAGES.values() for pkg, _ in pool)
+
+
+def test_reserved_wallpapers_are_excluded_by_path_and_by_package(tmp_path, monkeypatch):
+    photo = tmp_path / "wallpapers" / "sea.jpg"
+    photo.parent.mkdir()
+    photo.write_bytes(b"\xff" * 30_000)
+    assert is_excluded(tmp_path / "ukui-wallpapers" / "x.jpg") and is_excluded("/usr/share/backgrounds/UKUI/a.png")
+    assert not is_excluded(photo)
+    info = tmp_path / "dpkg"
+    info.mkdir()
+    (info / "ukui-wallpapers.list").write_text(f"/usr\n{photo}\n")  # a ukui file outside a ukui folder
+    monkeypatch.setattr(backgrounds, "DPKG_INFO", info)
+    backgrounds._dpkg_files.cache_clear()
+    try:
+        assert is_excluded(photo)
+    finally:
+        backgrounds._dpkg_files.cache_clear()
+
+
+def test_photo_cache_gives_the_same_pixels(tmp_path, monkeypatch):
+    files = background_files("test")
+    if not files:
+        pytest.skip("wallpaper packages not installed")
+    monkeypatch.setenv("AVSEP_CACHE_DIR", str(tmp_path / "cache"))
+    first = np.asarray(load_photo.__wrapped__(files[0]))  # builds the cache entry
+    assert list((tmp_path / "cache" / "backgrounds").glob("*.jpg"))
+    np.testing.assert_array_equal(first, np.asarray(load_photo.__wrapped__(files[0])))  # read from it
+    assert max(first.shape[:2]) <= backgrounds.CACHE_MAX_SIDE
+
+
+def test_backgrounds_fall_back_to_drawn_rooms(monkeypatch, caplog):
+    monkeypatch.setattr(backgrounds, "background_files", lambda pool: ())
+    monkeypatch.setattr(backgrounds, "warn_once", lambda key, msg: logging.getLogger("avsep.synth").warning(msg))
+    with caplog.at_level(logging.WARNING, logger="avsep.synth"):
+        img = make_background((160, 120), np.random.default_rng(0), "test")
+    assert img.size == (160, 120) and "drawing rooms" in caplog.text
+    arr = np.asarray(img, np.float32)
+    assert arr.std() > 10  # not a flat colour: wall, floor, furniture
+    rooms = {pool: [np.asarray(draw_room((96, 96), np.random.default_rng(s), pool), np.float32).mean((0, 1))
+                    for s in range(6)] for pool in ("train", "test")}
+    assert not np.allclose(rooms["train"][0], rooms["test"][0])
+
+
+def test_each_video_gets_its_own_background():
+    a = np.asarray(make_background((128, 128), np.random.default_rng(1), "train"), np.float32)
+    b = np.asarray(make_background((128, 128), np.random.default_rng(2), "train"), np.float32)
+    np.testing.assert_array_equal(a, np.asarray(make_background((128, 128), np.random.default_rng(1), "train")))
+    assert np.abs(a - b).mean() > 5
+
+
+def test_catalog_and_prop_emoji_render():
+    if emoji_font() is None:
+        pytest.skip("Noto Color Emoji not installed")
+    for char in [i.emoji for i in CATALOG.values()] + [p.emoji for p in PROPS]:
+        sprite = emoji_sprite(char)
+        assert sprite is not None and sprite.getchannel("A").getbbox() is not None, char
+    assert emoji_sprite("\U000F0000") is None  # private-use code point: no glyph
+    assert not {p.emoji for p in PROPS} & {i.emoji for i in CATALOG.values()}  # props are never instruments
+
+
+def test_sprites_differ_between_labels():
+    def small(img):
+        return np.asarray(img.convert("RGBA").resize((48, 48)), dtype=np.float32)
+
+    for sprites in ([instrument_sprite(i) for i in CATALOG.values()], [shape_sprite(i) for i in CATALOG.values()]):
+        for a, b in itertools.combinations(range(len(sprites)), 2):
+            assert np.abs(small(sprites[a]) - small(sprites[b])).mean() > 5.0
+    assert all(prop_shape_sprite(p).getchannel("A").getbbox() for p in PROPS)
+
+
+def test_people_vary_and_hold_their_instrument():
+    figures = [draw_person(20.0, np.random.default_rng(s), (60, 40), "acoustic_guitar") for s in range(4)]
+    colours = [np.asarray(f.body, np.float32)[..., :3].sum((0, 1)) / np.asarray(f.body)[..., 3].astype(bool).sum()
+               for f in figures]
+    assert min(np.abs(a - b).sum() for a, b in itertools.combinations(colours, 2)) > 10  # varied skin and clothes
+    for f in figures:
+        hands = np.asarray(f.hands)[..., 3] > 0
+        ys, xs = np.nonzero(hands)
+        ax, ay = f.anchor
+        assert hands.any() and abs(np.median(xs) - ax) < 40 and abs(np.median(ys) - ay) < 40  # on the instrument
+        assert f.body.height > 4 * 20  # a whole person, head to feet
+    bystander = draw_person(20.0, np.random.default_rng(9))
+    assert bystander.body.getchannel("A").getbbox() is not None
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    labels = [["violin"], ["drum", "flute"], ["saxophone", "acoustic_guitar", "trumpet", "piano"]]
+    sizes = [(256, 256), (512, 256), (512, 288)]
+    return [build_scene(lab, size, 12, 24, np.random.default_rng(40 + k), pool)
+            for k, (lab, size, pool) in enumerate(zip(labels, sizes, ("train", "test", "test")))]
+
+
+def test_boxes_hold_the_instruments_drawn_pixels(scenes):
+    """Hiding one instrument changes pixels only inside its box, in every frame."""
+    for scene in scenes:
+        boxes = scene.boxes()
+        for k, (label, _) in enumerate(scene.sources):
+            assert len(boxes[k]) == scene.n_frames
+            for i in (0, scene.n_frames // 2, scene.n_frames - 1):
+                full, hidden = scene.frame(i).astype(np.int16), scene.frame(i, hide={k}).astype(np.int16)
+                changed = np.abs(full - hidden).max(axis=-1) > 2
+                x0, y0, x1, y1 = boxes[k][i]
+                inside = np.zeros_like(changed)
+                inside[y0:y1, x0:x1] = True
+                assert changed.any(), label  # the instrument is visible
+                assert not (changed & ~inside).any(), (label, i, boxes[k][i])
+                assert changed[y0:y1, x0:x1].mean() > 0.1  # and the box is not much larger than it
+
+
+def test_instruments_do_not_overlap_and_vary_in_size(scenes):
+    for scene in scenes:
+        boxes = scene.boxes()
+        for i in range(scene.n_frames):
+            for a, b in itertools.combinations([bx[i] for bx in boxes], 2):
+                assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+    sides = []
+    for seed in range(12):
+        scene = build_scene(["violin"], (256, 256), 2, 24, np.random.default_rng(seed))
+        x0, y0, x1, y1 = scene.boxes()[0][0]
+        sides.append(max(x1 - x0, y1 - y0) / 256)
+    assert min(sides) < 0.3 and max(sides) > 0.4 and max(sides) < SIZE_RANGE[1] + 0.1
+    centres = [np.mean(build_scene(["drum"], (256, 256), 2, 24, np.random.default_rng(s)).boxes()[0][0][::2])
+               for s in range(8)]
+    assert np.ptp(centres) > 60  # not always in the middle
+
+
+def test_scenes_are_deterministic_and_move(scenes):
+    scene = scenes[0]
+    again = build_scene(["violin"], (256, 256), 12, 24, np.random.default_rng(40), "train")
+    np.testing.assert_array_equal(scene.frame(5), again.frame(5))
+    assert scene.boxes() == again.boxes()
+    frames = np.stack(list(scene.frames())).astype(np.float32)
+    assert np.abs(np.diff(frames, axis=0)).mean() > 0.5  # camera, sway, flicker, noise: never a still
