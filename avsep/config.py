@@ -60,6 +60,7 @@ class Config:
     weighted_loss: bool = True        # weight each bin by log(1 + |mixture|)
     mask_threshold: float = 0.5       # binary masks are thresholded here in the paper's scoring protocol
     pixel_loss: float = 0.0           # weight of the per-pixel (multiple-instance) loss beside the pooled one
+    pixel_loss_pool: int = 4          # the per-pixel loss sees the spectrogram averaged over this many bins a side
     # --- mixing and augmentation -----------------------------------------------------------
     num_mix: int = 2                  # sources per training mixture (2 to 4)
     gain_db: float = 6.0              # each source gets a random gain in [-gain_db, +gain_db]
@@ -207,6 +208,8 @@ class Config:
             (all(0 <= p <= 1 for p in (self.blur_prob, self.cutout_prob, self.compose_prob)),
              "blur_prob, cutout_prob and compose_prob must be in [0, 1]"),
             (self.color_jitter >= 0 and self.pixel_loss >= 0, "color_jitter and pixel_loss must be >= 0"),
+            (self.pixel_loss_pool >= 1 and self.freq_bins % self.pixel_loss_pool == 0
+             and self.time_frames % self.pixel_loss_pool == 0, "pixel_loss_pool must divide freq_bins and the time frames"),
             (all(isinstance(m, int) and m > 0 for m in self.lr_milestones), "lr_milestones must be positive epochs"),
             (self.val_every >= 1 and self.epochs >= 1 and self.epoch_size >= 1,
              "val_every, epochs and epoch_size must be positive"),
@@ -225,6 +228,13 @@ class RunSettings:
         max_steps: stop at this global step (None: at the end of the configured epochs).
         save_minutes: also write ``last.pt`` (for crash safety only) at least this often.
         progress: show a progress bar.
+        precision: ``fp32``, ``bf16`` or ``fp16`` autocast for the training step (fp16 with a
+            gradient scaler); where the device cannot, training falls back to fp32 with a note.
+        compile: ``torch.compile`` the training step (CUDA only; eager with a note on CPU).
+        sync_bn: synchronise BatchNorm statistics across processes (SyncBatchNorm; CUDA only).
+        dist_timeout_minutes: how long a process waits in a collective for the others before
+            the job fails (a dead or stuck process ends the job instead of hanging it).
+        shuffle_buffer: videos each loader stream keeps in memory to mix from (tar shards only).
     """
     workers: int = 1
     device: str = "auto"
@@ -232,6 +242,11 @@ class RunSettings:
     max_steps: Optional[int] = None
     save_minutes: float = 5.0
     progress: bool = True
+    precision: str = "fp32"
+    compile: bool = False
+    sync_bn: bool = False
+    dist_timeout_minutes: float = 30.0
+    shuffle_buffer: int = 64
 
 
 def _plain(value: Any) -> Any:

@@ -21,10 +21,13 @@ COMMANDS = {
     "generate": ("avsep.cli.generate", "generate synthetic solo videos, duets with ground truth, or broken files"),
     "download": ("avsep.download.cli", "download MUSIC, VGGSound or your own list of videos with yt-dlp"),
     "preprocess": ("avsep.cli.preprocess", "turn a folder of videos into audio, frames and index files"),
+    "shard": ("avsep.cli.shard", "convert a preprocessed folder into tar shards (few large files)"),
     "train": ("avsep.cli.train", "train a Sound-of-Pixels model by mix-and-separate"),
     "evaluate": ("avsep.cli.evaluate", "score a checkpoint with BSS Eval on fixed mixtures"),
     "separate": ("avsep.cli.separate", "separate the sound of points, boxes or detected objects of a video"),
+    "evaluate-localization": ("avsep.cli.evaluate_localization", "score sound heatmaps against ground-truth boxes"),
     "localize": ("avsep.cli.localize", "a heatmap video of where the sound comes from, and tracked objects' stems"),
+    "app": ("avsep.cli.app", "a local web page: click a playing video to hear that spot"),
 }
 
 

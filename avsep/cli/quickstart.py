@@ -1,9 +1,14 @@
-"""Generate demo videos, preprocess, train, evaluate and separate a duet: avsep end to end.
+"""``avsep quickstart``: generate demo videos, train, and measure separation on scenes never seen.
 
-Everything happens in ``--workdir`` (default ``./avsep_quickstart``): ``videos/`` (generated
-solo videos), ``duets/``, ``data/`` (preprocessed), ``run/`` (checkpoints), ``report/`` (HTML)
-and ``separated/`` (wavs). Every stage resumes: a second run reuses what the first one made,
-and training continues from ``run/last.pt`` until ``--minutes`` of training are done in total.
+Everything happens in ``--workdir`` (default ``./avsep_quickstart``): the demo data
+(:mod:`avsep.synth.demo`: training-pool solo videos, held-out solo videos and held-out duets,
+preprocessed), ``run/`` (checkpoints), ``report/`` (HTML) and ``separated/`` (a held-out duet
+separated by clicking each player, and its heatmap video). Every stage resumes: a second run
+reuses what the first one made, and training continues from ``run/last.pt`` to ``--steps``.
+
+The headline is the held-out figure: solo pairs of videos whose backgrounds, melodies and
+soundfont were never seen in training, and clicks on held-out duets. The in-distribution
+figure (validation videos from the training pools) is printed beside it.
 """
 from __future__ import annotations
 
@@ -16,14 +21,19 @@ from avsep.config import Config, RunSettings
 from avsep.errors import AvsepError
 
 log = logging.getLogger("avsep")
+DEFAULT_STEPS = 1500   # about 7 minutes of training on 2 CPU cores (docs/benchmarks.md)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, default=Path("avsep_quickstart"), help="where everything goes")
-    parser.add_argument("--minutes", type=float, default=8.0, help="training time in minutes (default: 8)")
-    parser.add_argument("--per-label", type=int, default=12, help="solo videos generated per instrument")
-    parser.add_argument("--labels", nargs="+", help="instruments to generate (default: a distinct set of 5)")
-    parser.add_argument("--pairs", type=int, default=60, help="held-out mixtures to evaluate")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                        help=f"training steps in total (default: {DEFAULT_STEPS}, about 7 minutes on 2 cores)")
+    parser.add_argument("--minutes", type=float, help="also stop training after this many minutes of this run")
+    parser.add_argument("--per-label", type=int, default=16, help="training-pool solo videos per instrument")
+    parser.add_argument("--heldout-per-label", type=int, default=6, help="held-out solo videos per instrument")
+    parser.add_argument("--duets", type=int, default=8, help="held-out duets to click on")
+    parser.add_argument("--labels", nargs="+", help="instruments (default: a distinct set of 5)")
+    parser.add_argument("--pairs", type=int, default=100, help="solo pairs to score, in and out of distribution")
     parser.add_argument("--workers", type=int, default=2, help="processes for generation and preprocessing")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -34,85 +44,94 @@ def _stage(name: str) -> None:
     print(f"\n== {name}", flush=True)
 
 
-def train_for(cfg: Config, data: Path, run_dir: Path, minutes: float) -> Path:
-    """Train (or resume) until ``minutes`` of training time are done; returns best.pt."""
+def train_to(cfg: Config, data: Path, run_dir: Path, steps: int, minutes: float | None) -> Path:
+    """Train (or resume) until ``steps`` steps are done in total; returns best.pt."""
     from avsep.models.checkpoint import load_checkpoint
     from avsep.training.trainer import Trainer
 
     last = run_dir / "last.pt"
     state = load_checkpoint(last) if last.is_file() else None
-    done = state["train_state"]["seconds"] / 60 if state else 0.0
+    done = state["train_state"]["step"] if state else 0
     if state:
         cfg = Config.from_dict(state["config"])
-    if done < minutes:
-        cfg = cfg.replace(epochs=max(cfg.epochs, 10_000))  # time, not epochs, bounds the quickstart
-        settings = RunSettings(max_minutes=minutes - done)
+    if done < steps:
+        cfg = cfg.replace(epochs=max(cfg.epochs, steps // cfg.steps_per_epoch + 1))  # steps, not epochs, end it
+        settings = RunSettings(max_steps=steps, max_minutes=minutes)
         Trainer(cfg, data / "train.csv", data / "val.csv", run_dir, settings, resume_state=state).fit()
     else:
-        print(f"already trained for {done:.1f} minutes in {run_dir}")
+        print(f"already trained for {done} steps in {run_dir}")
     return run_dir / "best.pt"
 
 
-def separate_duet(checkpoint: Path, duet: dict, out_dir: Path) -> tuple[list[Path], str]:
-    """Separate each source of a generated duet by its box; returns the wav paths and a score line."""
+def separate_duet(checkpoint: Path, duet: dict, out_dir: Path) -> list[Path]:
+    """Click the centre of each player of a held-out duet; write the stems, the residual and a
+    heatmap video. Returns the paths written."""
     from avsep.data.decode import write_wav
-    from avsep.evaluation.scoring import score_against_stems
-    from avsep.inference.separator import Box, Separator
+    from avsep.evaluation.ensembles import box_at, centre_of
+    from avsep.inference import Separator
+    from avsep.inference.media import iter_frames
+    from avsep.viz.heatmap_video import write_heatmap_video
 
-    separator = Separator(checkpoint)
-    sources = duet["sources"]
-    result = separator.separate(duet["video"], [Box(*s["box"]) for s in sources])
-    paths = [out_dir / "mixture.wav"]
-    write_wav(paths[0], result.mixture, result.sample_rate)
-    for source, audio in zip(sources, result.sources):
+    analysis = Separator.from_checkpoint(checkpoint, device="cpu").analyze(duet["video"], progress=False)
+    points = [centre_of(box_at(s, duet["seconds"] / 2, duet["fps"])) for s in duet["sources"]]
+    stems, residual = analysis.separate_regions([_point(p) for p in points], partition=True)
+    paths = []
+    for source, stem in zip(duet["sources"], stems):
         paths.append(out_dir / f"{source['label']}.wav")
-        write_wav(paths[-1], audio, result.sample_rate)
-    # The generated duet comes with its stems, so the separation can be scored too.
-    sdr, mix_sdr = score_against_stems([s["stem"] for s in sources], result.sources, result.mixture,
-                                       result.sample_rate)
-    score = ", ".join(f"{s['label']} {a:.2f} dB (mixture {m:.2f})" for s, a, m in zip(sources, sdr, mix_sdr))
-    return paths, f"duet {Path(duet['video']).name} by boxes: SDR {score}"
+        write_wav(paths[-1], stem, analysis.input_rate)
+    paths.append(out_dir / "residual.wav")
+    write_wav(paths[-1], residual, analysis.input_rate)
+    frames = list(iter_frames(analysis.source, 8.0, 0.0, analysis.duration, max_side=512))
+    paths.append(write_heatmap_video(analysis, out_dir / "heatmap.mp4", frames, 8.0))
+    return paths
+
+
+def _point(xy):
+    from avsep.inference import Point
+
+    return Point(*xy)
+
+
+def headline(report: dict) -> str:
+    held, duets, inside = report["held_out"], report["duets"], report["in_distribution"]
+    model, mix = held["model"]["SDR"]["median"], held["mixture"]["SDR"]["median"]
+    return (f"held-out scenes (backgrounds, melodies and soundfont never seen in training): median SDR "
+            f"{model:.2f} dB against {mix:.2f} dB for the mixture ({model - mix:+.2f} dB, {held['mixtures_scored']} "
+            f"pairs of {held['videos']} videos)\n"
+            f"clicking players of held-out duets: median SDR {duets['click_SDR_median']:.2f} dB against "
+            f"{duets['mixture_SDR_median']:.2f} dB ({duets['click_SDR_median'] - duets['mixture_SDR_median']:+.2f} dB); "
+            f"pointing {duets['localization'].get('pointing', 0):.0%}\n"
+            f"in distribution (validation videos): median SDR {inside['model']['SDR']['median']:.2f} dB against "
+            f"{inside['mixture']['SDR']['median']:.2f} dB")
 
 
 def run(args: argparse.Namespace) -> int:
-    from avsep.synth import load_duets, make_duets, make_solo_collection
+    from avsep.evaluation.heldout import format_report, generalization_report
+    from avsep.synth.demo import prepare_demo
 
-    from avsep.evaluation.evaluate import evaluate
-    from avsep.evaluation.tables import format_table
-    from avsep.data.preprocess import format_summary, preprocess
-
-    if args.minutes <= 0 or args.per_label < 3:
-        raise AvsepError("--minutes must be positive and --per-label at least 3 (train, val and test videos)")
+    if args.steps < 1 or args.per_label < 3 or args.heldout_per_label < 2 or args.duets < 1:
+        raise AvsepError("--steps and --duets must be positive, --per-label at least 3 and --heldout-per-label at least 2")
     work: Path = args.workdir
     cfg = Config.preset("small").with_overrides(args.overrides)
     began = time.monotonic()
 
-    _stage("1/5 generating solo and duet videos")
-    make_solo_collection(work / "videos", labels=args.labels, videos_per_label=args.per_label, seed=args.seed,
-                         workers=args.workers)
-    make_duets(work / "duets", pairs=None, count=2, seed=args.seed + 100)
-    duets = load_duets(work / "duets")  # the manifest with absolute paths
+    _stage("1/4 generating and preprocessing demo videos (training pools and held-out pools)")
+    demo = prepare_demo(work, args.labels, args.per_label, args.heldout_per_label, args.duets, seed=args.seed,
+                        workers=args.workers)
 
-    _stage("2/5 preprocessing")
-    print(format_summary(preprocess(work / "videos", work / "data", workers=args.workers, val_frac=0.15,
-                                    test_frac=0.25, seed=args.seed)))
+    _stage(f"2/4 training the `small` model for {args.steps} steps")
+    best = train_to(cfg, demo.data, work / "run", args.steps, args.minutes)
 
-    _stage(f"3/5 training the `small` model for {args.minutes:g} minutes")
-    best = train_for(cfg, work / "data", work / "run", args.minutes)
+    _stage("3/4 scoring in distribution and on held-out scenes")
+    report = generalization_report(best, demo.data / "val.csv", demo.heldout_index, demo.duets, pairs=args.pairs,
+                                   report_dir=work / "report")
 
-    _stage("4/5 evaluating on held-out mixtures")
-    summary = evaluate(best, work / "data" / "test.csv", pairs=args.pairs, oracle="ibm", report_dir=work / "report")
+    _stage("4/4 separating a held-out duet by clicking each player")
+    written = separate_duet(best, demo.duets[0], work / "separated")
 
-    _stage("5/5 separating a duet by the boxes of its two instruments")
-    wavs, duet_score = separate_duet(best, duets[0], work / "separated")
-
-    print("\n" + format_table(summary))
-    gain = summary["model"]["SDR"]["median"] - summary["mixture"]["SDR"]["median"]
-    print(f"\nmedian SDR: model {summary['model']['SDR']['median']:.2f} dB, "
-          f"mixture {summary['mixture']['SDR']['median']:.2f} dB (+{gain:.2f} dB) "
-          f"on {summary['pairs']} held-out mixtures")
-    print(duet_score)
-    print(f"report:    {summary['report']}")
-    print(f"separated: {', '.join(str(p) for p in wavs)}")
+    print("\n" + format_report(report))
+    print("\n" + headline(report))
+    print(f"\nreport:     {report['held_out']['report']}")
+    print(f"separated:  {', '.join(str(p) for p in written)}")
     print(f"checkpoint: {best}    total time {(time.monotonic() - began) / 60:.1f} min")
     return 0

@@ -59,6 +59,19 @@ def analyze(args: argparse.Namespace):
     return separator.analyze(args.video, args.start, args.duration, progress=not args.json)
 
 
+def check_regions_early(video: Path, regions: list) -> None:
+    """Refuse points and boxes outside the frame before minutes of analysis, not after."""
+    from avsep.data.decode import probe
+    from avsep.inference.regions import check_region
+
+    if not video.is_file():
+        raise AvsepError(f"{video}: video not found")
+    info = probe(video)
+    if info["width"] and info["height"]:
+        for region in regions:
+            check_region(region, info["width"], info["height"])
+
+
 def make_detector(args: argparse.Namespace):
     from avsep.inference.detector import DEFAULT_WEIGHTS, YoloDetector
 
@@ -82,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     regions = [Point(*numbers(p, 2, "point")) for p in args.point] + [Box(*numbers(b, 4, "box")) for b in args.box]
     if not regions and not args.detect:
         raise AvsepError("give at least one --point X,Y or --box X0,Y0,X1,Y1, or --detect")
+    check_regions_early(args.video, regions)
     detector = make_detector(args) if args.detect else None  # fail on missing weights before the analysis
     analysis = analyze(args)
     names = [f"point{i}_{r.x:g}_{r.y:g}" if isinstance(r, Point) else f"box{i}_{r.x0:g}_{r.y0:g}_{r.x1:g}_{r.y1:g}"

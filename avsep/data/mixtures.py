@@ -75,8 +75,8 @@ class MixtureMaker:
         """Normalised views (N, 3, T, S, S) and owner maps (N, g, g)."""
         cfg = self.cfg
         if self.train:
-            others = [self.frames(v, self.clip(v, rng)) for v in distractors]
-            views, owners = training_views(clips, others, cfg, rng)
+            views, owners = training_views(clips, lambda: [self.frames(v, self.clip(v, rng)) for v in distractors],
+                                           cfg, rng)
         else:
             views = [[centre_square(to_model_scale(f, cfg), cfg.img_size) for f in frames] for frames in clips]
             owners = np.broadcast_to(np.arange(len(clips))[:, None, None], (len(clips), cfg.grid_size, cfg.grid_size))

@@ -8,6 +8,12 @@ learning rate follows the epoch (``lr_milestones``), validation, ``last.pt`` and
 happen every ``val_every`` steps and at the end of the run. ``RunSettings.max_minutes`` stays as
 an outer bound on time. A run killed at any moment resumes from ``last.pt`` to the same
 weights, bit for bit on a CPU, as a run that was never interrupted.
+
+Under torchrun the same loop runs in every process (:mod:`avsep.training.distributed`): the
+model trains inside DistributedDataParallel, each rank takes its share of every global batch
+(``batch_size`` is the global batch), validation is split among ranks, every rank takes the same
+decisions, and only rank 0 writes files. The data may be folders or tar shards
+(:mod:`avsep.training.data`).
 """
 from __future__ import annotations
 
@@ -20,17 +26,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from avsep.config import Config, RunSettings
-from avsep.data.index import read_index
-from avsep.data.mixtures import MixtureDataset, check_rows, fixed_mixtures, make_loader
-from avsep.data.splits import training_manifest
 from avsep.dsp.inputs import mixture_features
 from avsep.dsp.masks import loss_weight, mask_loss, pixel_loss, target_masks
-from avsep.evaluation.evaluate import score_loader
 from avsep.models.checkpoint import load_checkpoint, save_checkpoint
 from avsep.models.sop import SoundOfPixels
+from avsep.training.data import open_data
+from avsep.training.distributed import DistContext
+from avsep.training.engine import (Precision, TrainingObjective, optimizer_step, plain_state_dict,
+                                   resolve_precision, use_sync_bn, wrap_objective)
 from avsep.training.runlog import ProgressBar, RunLog
+from avsep.training.validation import validate_split
 from avsep.utils import pick_device
 
 log = logging.getLogger("avsep")
@@ -81,7 +89,11 @@ def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.
     weight = loss_weight(features.mix_mag)
     loss = mask_loss(model.pooled_logits(sound, grids, owner), targets, cfg, weight)
     if cfg.pixel_loss:
-        loss = loss + cfg.pixel_loss * pixel_loss(model.cell_logits(sound, grids), owner, targets, cfg, weight)
+        # The synthesizer is linear in the audio features, so pooling them pools the logits: the
+        # per-pixel loss then costs pixel_loss_pool**2 times less, at a coarser time-frequency grid.
+        k = cfg.pixel_loss_pool
+        coarse = [F.avg_pool2d(x, k) for x in (sound, targets, weight)]
+        loss = loss + cfg.pixel_loss * pixel_loss(model.cell_logits(coarse[0], grids), owner, coarse[1], cfg, coarse[2])
     return loss
 
 
@@ -110,46 +122,51 @@ def reconcile_best(run_dir: Path, state: dict) -> None:
 
 
 class Trainer:
-    """Owns the model, optimiser, data and run folder of one training run."""
+    """Owns the model, optimiser, data and run folder of one training run (one rank's share of it
+    under torchrun: pass the :class:`DistContext` from :func:`avsep.training.distributed.setup`).
+
+    ``train_index`` / ``val_index`` are index files, or shard manifests (``SHARD_DIR/train.json``).
+    """
 
     def __init__(self, cfg: Config, train_index: Path, val_index: Path | None, run_dir: Path,
-                 settings: RunSettings | None = None, random_init: bool = False, resume_state: dict | None = None):
+                 settings: RunSettings | None = None, random_init: bool = False, resume_state: dict | None = None,
+                 dist: DistContext | None = None):
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.settings = settings or RunSettings()
-        self.device = pick_device(self.settings.device)
+        self.dist = dist or DistContext(device=pick_device(self.settings.device))
+        self.device = self.dist.device
         torch.manual_seed(cfg.seed)
-        self.model = SoundOfPixels(cfg).to(self.device)
+        self.model = use_sync_bn(SoundOfPixels(cfg).to(self.device), self.dist, self.settings.sync_bn)
         self.optimizer = make_optimizer(self.model, cfg)
         self.state = TrainState()
-        train_rows = check_rows(read_index(train_index), train_index)
-        self.manifest = training_manifest(train_rows)
+        self.data = open_data(cfg, train_index, val_index, self.dist, self.settings)
+        self.manifest = self.data.manifest
+        self.precision: Precision = resolve_precision(self.settings.precision, self.device)
         if resume_state is not None:
-            self.model.load_state_dict(resume_state["model"])
+            self.model.load_state_dict(plain_state_dict(resume_state["model"]))
             self.optimizer.load_state_dict(resume_state["optimizer"])
             self.state = TrainState(**resume_state["train_state"])
-            reconcile_best(self.run_dir, resume_state)
-        elif cfg.imagenet_pretrained:
+            if self.precision.scaler is not None and resume_state.get("grad_scaler"):
+                self.precision.scaler.load_state_dict(resume_state["grad_scaler"])
+            if self.dist.is_main:
+                reconcile_best(self.run_dir, resume_state)
+        elif cfg.imagenet_pretrained and self.dist.is_main:
+            # Other ranks get these weights from DDP's first broadcast (no concurrent downloads).
             self.model.frame_net.load_imagenet(allow_random=random_init)
-        self.train_set = MixtureDataset(train_rows, cfg, train=True, seed=cfg.seed)
-        self.val_loader = self._val_loader(val_index)
-
-    def _val_loader(self, val_index: Path | None):
-        cfg = self.cfg
-        if val_index is None or cfg.val_pairs <= 0:
-            return None
-        val_rows = check_rows(read_index(val_index), val_index)
-        if len({r.label for r in val_rows}) < cfg.num_mix:
-            log.warning("%s has fewer than %d labels: no validation, best.pt follows last.pt", val_index, cfg.num_mix)
-            return None
-        groups = fixed_mixtures(val_rows, cfg.num_mix, cfg.val_pairs, cfg.seed)
-        return make_loader(MixtureDataset(val_rows, cfg, train=False, mixtures=groups), cfg.batch_size, 0)
+        self.train_set = getattr(self.data, "train_set", None)
+        objective = TrainingObjective(self.model, lambda model, batch: training_loss(model, batch, cfg, self.device),
+                                      self.device)
+        self.step_module = wrap_objective(objective, self.dist, self.settings.compile)
 
     def validate(self) -> dict | None:
-        """The evaluation summary on the fixed validation mixtures (None without a validation set)."""
-        if self.val_loader is None:
+        """The evaluation summary on the fixed validation mixtures (None without a validation set).
+
+        Split among ranks and gathered, so every rank returns the same summary.
+        """
+        if self.data.val_set is None:
             return None
         self.model.eval()
-        summary = score_loader(self.model, self.val_loader, self.cfg, self.device)
+        summary = validate_split(self.model, self.data.val_set, self.cfg, self.dist)
         self.model.train()
         return summary
 
@@ -166,9 +183,13 @@ class Trainer:
             self.state.best_step = self.state.step
             if summary is not None:
                 self.state.best_sdr = val_sdr
+        if not self.dist.is_main:  # every rank took the decisions above; rank 0 alone writes
+            return val_sdr
         extra = {"optimizer": self.optimizer.state_dict(), "train_state": self.state.to_dict(),
                  "train_manifest": self.manifest, "val_sdr": val_sdr,
                  "val_silent": summary["silent_estimates"]["model"] if summary else None}
+        if self.precision.scaler is not None:
+            extra["grad_scaler"] = self.precision.scaler.state_dict()
         # last.pt first: if a kill comes before best.pt is written, reconcile_best repairs it.
         save_checkpoint(self.run_dir / "last.pt", self.model, self.cfg, **extra)
         if improved:  # without validation, best.pt simply follows last.pt
@@ -179,26 +200,27 @@ class Trainer:
         """Train to the end of the configured epochs, or ``max_steps``, or ``max_minutes``."""
         cfg, state, settings = self.cfg, self.state, self.settings
         end_step = min(cfg.total_steps, settings.max_steps or cfg.total_steps)
-        run_log = RunLog(self.run_dir, state.step)
+        main = self.dist.is_main
+        run_log = RunLog(self.run_dir, state.step) if main else None
         # The time bound counts training time, as state.seconds does (validation and checkpoints
         # excluded), so a resumed or repeated run sees the same clock.
         start_seconds = state.seconds
         deadline = start_seconds + settings.max_minutes * 60 if settings.max_minutes else math.inf
-        bar = ProgressBar(end_step, state.step, settings.max_minutes, settings.progress)
+        bar = ProgressBar(end_step, state.step, settings.max_minutes, settings.progress and main)
         last_save, done = time.monotonic(), state.step >= end_step
         self.model.train()
         while not done:
-            self.train_set.epoch = state.epoch
-            first = state.batch_in_epoch * cfg.batch_size
-            loader = make_loader(self.train_set, cfg.batch_size, settings.workers,
-                                 range(first, cfg.steps_per_epoch * cfg.batch_size), drop_last=True)
+            loader = self.data.loader(state.epoch, state.batch_in_epoch)
             tick = time.monotonic()
             for batch in loader:
                 lr = set_learning_rates(self.optimizer, cfg, state.epoch)
-                loss = train_step(self.model, batch, cfg, self.optimizer, self.device)
+                loss = optimizer_step(self.step_module, batch, self.optimizer, self.precision)
                 now = time.monotonic()
-                speed = cfg.batch_size / max(now - tick, 1e-9)
+                speed = cfg.batch_size / max(now - tick, 1e-9)  # global samples/s
                 self._advance(now - tick)
+                # The mean loss, and rank 0's clock for the time-based decisions, on every rank.
+                loss, state.seconds, save_now = self.dist.agree(
+                    loss, state.seconds, now - last_save >= settings.save_minutes * 60)
                 out_of_time = state.seconds >= deadline
                 done = state.step >= end_step or out_of_time
                 row = {"step": state.step, "epoch": state.epoch, "seconds": round(state.seconds, 2),
@@ -207,12 +229,13 @@ class Trainer:
                     val_sdr = self.checkpoint(validate=True)
                     row["val_sdr"] = "" if val_sdr is None else round(val_sdr, 3)
                     last_save = time.monotonic()
-                elif now - last_save >= settings.save_minutes * 60:
+                elif save_now:
                     self.checkpoint(validate=False)  # crash safety only: no decision is taken here
                     last_save = time.monotonic()
-                run_log.write(row)
-                if row["val_sdr"] != "":
-                    run_log.plot()
+                if main:
+                    run_log.write(row)
+                    if row["val_sdr"] != "":
+                        run_log.plot()
                 bar.update(state.step, state.seconds - start_seconds, loss=f"{loss:.4f}", samples_s=f"{speed:.1f}", epoch=state.epoch)
                 tick = time.monotonic()  # validation and checkpointing are not training time
                 if done:

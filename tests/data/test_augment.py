@@ -40,7 +40,7 @@ def test_composed_view_puts_each_tile_in_its_owners_cells():
 def test_training_views_owner_maps(compose_prob):
     cfg = CFG.replace(compose_prob=compose_prob)
     rng = np.random.default_rng(2)
-    views, owners = training_views([_clip(COLOURS[0]), _clip(COLOURS[1])], [_clip(COLOURS[SILENT])], cfg, rng)
+    views, owners = training_views([_clip(COLOURS[0]), _clip(COLOURS[1])], lambda: [_clip(COLOURS[SILENT])], cfg, rng)
     assert len(views) == 2 and owners.shape == (2, cfg.grid_size, cfg.grid_size)
     for n in range(2):
         assert (owners[n] == n).any(), "a view always shows its own source"

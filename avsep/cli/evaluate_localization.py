@@ -1,0 +1,118 @@
+"""``avsep evaluate-localization``: score sound-energy heatmaps against ground-truth boxes.
+
+Two box formats are read:
+
+* ``--duets DIR``: generated scenes (``avsep generate duets``), one box per frame and player;
+  every window in which some player sounds is scored against the boxes of the players sounding.
+* ``--vggss FILE --videos DIR``: the VGG-SS layout, a JSON list of ``{"file": NAME, "class": ...,
+  "bbox": [[x1, y1, x2, y2], ...]}`` with coordinates normalised to [0, 1]; ``DIR/NAME.mp4``
+  (or another video extension) is scored at its middle frame, as VGG-SS annotates it.
+
+Reported: cIoU@0.5 and AUC (the LVS / EZ-VSL protocol, median threshold), mean cIoU, the pointing
+rate and size-matched cIoU (see :mod:`avsep.evaluation.localization`). Videos that cannot be read
+are logged and skipped, and counted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from avsep.errors import AvsepError
+
+log = logging.getLogger("avsep")
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint from `avsep train`")
+    parser.add_argument("--duets", type=Path, help="a folder from `avsep generate duets`")
+    parser.add_argument("--vggss", type=Path, help="a VGG-SS style JSON file of boxes")
+    parser.add_argument("--videos", type=Path, help="the videos of --vggss")
+    parser.add_argument("--limit", type=int, help="score at most this many videos")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: cuda if available)")
+
+
+def vggss_items(path: Path, videos: Path) -> list[tuple[Path | None, dict]]:
+    """(video path or None, entry) for every entry of a VGG-SS style file."""
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise AvsepError(f"{path}: cannot read VGG-SS boxes: {err}") from None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and "file" in e and "bbox" in e for e in entries):
+        raise AvsepError(f"{path}: expected a JSON list of {{\"file\", \"class\", \"bbox\"}} objects")
+    found = []
+    for entry in entries:
+        name = str(entry["file"])
+        video = next((videos / (name + ext) for ext in ("",) + VIDEO_EXTENSIONS if (videos / (name + ext)).is_file()), None)
+        found.append((video, entry))
+    return found
+
+
+def score_vggss(separator, items, limit: int | None):
+    from avsep.evaluation.localization import median_ciou, pointing_hit, size_matched_ciou
+
+    cious, hits, matched, skipped = [], [], [], []
+    for video, entry in items[:limit]:
+        if video is None:
+            skipped.append(f"{entry['file']}: video not found")
+            continue
+        try:
+            analysis = separator.analyze(video, progress=False)
+        except AvsepError as err:
+            log.warning("skipping %s", err)
+            skipped.append(str(err))
+            continue
+        width, height = analysis.frame_size
+        boxes = [[b[0] * width, b[1] * height, b[2] * width, b[3] * height] for b in entry["bbox"]]
+        heat = analysis.energy_map((analysis.duration - analysis.padded_seconds) / 2)
+        cious.append(median_ciou(heat, boxes))
+        hits.append(pointing_hit(heat, boxes))
+        matched.append(size_matched_ciou(heat, boxes))
+    return cious, hits, matched, skipped
+
+
+def score_duets(separator, folder: Path, limit: int | None):
+    from avsep.evaluation.ensembles import score_pointing
+    from avsep.synth import load_duets
+
+    if not (folder / "duets.json").is_file():
+        raise AvsepError(f"--duets {folder}: no duets.json there (make one with `avsep generate duets`)")
+    cious, hits, matched, skipped = [], [], [], []
+    for entry in load_duets(folder)[:limit]:
+        try:
+            scores = score_pointing(separator.analyze(entry["video"], progress=False), entry)
+        except AvsepError as err:
+            log.warning("skipping %s", err)
+            skipped.append(str(err))
+            continue
+        cious += scores["ciou"]
+        hits += scores["hit"]
+        matched += scores["matched"]
+    return cious, hits, matched, skipped
+
+
+def run(args: argparse.Namespace) -> int:
+    from avsep.evaluation.localization import summarize_localization
+    from avsep.inference import Separator
+
+    if bool(args.duets) == bool(args.vggss) or (args.vggss and not args.videos):
+        raise AvsepError("give --duets DIR, or --vggss FILE with --videos DIR")
+    separator = Separator.from_checkpoint(args.checkpoint, args.device)
+    if args.duets:
+        scores = score_duets(separator, args.duets, args.limit)
+    else:
+        scores = score_vggss(separator, vggss_items(args.vggss, args.videos), args.limit)
+    summary = summarize_localization(*scores[:3])
+    summary["skipped"] = len(scores[3])
+    if args.json:
+        print(json.dumps(summary))
+    elif not summary["count"]:
+        print(f"nothing scored ({summary['skipped']} videos skipped)")
+    else:
+        print(f"{summary['count']} maps scored, {summary['skipped']} videos skipped\n"
+              f"cIoU@0.5 {summary['cIoU@0.5']:.3f}   AUC {summary['AUC']:.3f}   mean cIoU {summary['mean_cIoU']:.3f}\n"
+              f"pointing {summary['pointing']:.3f}   size-matched cIoU {summary['size_matched_cIoU']:.3f}")
+    return 0
