@@ -69,6 +69,7 @@ class Config:
     blur_prob: float = 0.0            # probability of a random Gaussian blur of a view
     cutout_prob: float = 0.0          # probability of a grey rectangle over part of a view
     compose_prob: float = 0.0         # probability that a view shows a tile of another video (composed frames)
+    eq_db: float = 0.0                # random equalisation of each training source, up to +-eq_db at any frequency
     # --- optimisation ----------------------------------------------------------------------
     optimizer: str = "sgd"            # sgd|adam
     lr_frame: float = 1e-4
@@ -207,7 +208,8 @@ class Config:
             (0 < self.crop_scale <= 1, "crop_scale must be in (0, 1]"),
             (all(0 <= p <= 1 for p in (self.blur_prob, self.cutout_prob, self.compose_prob)),
              "blur_prob, cutout_prob and compose_prob must be in [0, 1]"),
-            (self.color_jitter >= 0 and self.pixel_loss >= 0, "color_jitter and pixel_loss must be >= 0"),
+            (self.color_jitter >= 0 and self.pixel_loss >= 0 and self.eq_db >= 0,
+             "color_jitter, pixel_loss and eq_db must be >= 0"),
             (self.pixel_loss_pool >= 1 and self.freq_bins % self.pixel_loss_pool == 0
              and self.time_frames % self.pixel_loss_pool == 0, "pixel_loss_pool must divide freq_bins and the time frames"),
             (all(isinstance(m, int) and m > 0 for m in self.lr_milestones), "lr_milestones must be positive epochs"),

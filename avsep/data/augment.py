@@ -12,6 +12,9 @@ are made:
   cell the source it shows, or -1 for a video that is not in the mixture. The pooled loss pools
   each source's own cells; the per-pixel loss teaches the cells of silent videos to stay silent.
 
+Sources are equalised at random (``eq_db``): microphones, rooms and instruments colour the
+spectrum of real recordings, and a model should not depend on one colouring.
+
 A view is a list of T PIL images (the clip's frames) that share one set of random parameters,
 so the frames of a clip stay consistent with each other.
 """
@@ -154,3 +157,16 @@ def training_views(clips: Sequence[Sequence[Image.Image]], distractors: Callable
             view, owners[n] = compose([(view, n)] + picked, cfg, rng)
         out.append(blur_and_cutout(view, cfg, rng))
     return out, owners
+
+
+EQ_ANCHORS_HZ = np.geomspace(60.0, 5000.0, 6)
+
+
+def random_eq(audio: np.ndarray, sample_rate: int, max_db: float, rng: np.random.Generator) -> np.ndarray:
+    """``audio`` (n,) through a random smooth equaliser: gains uniform in +-``max_db`` at six
+    log-spaced frequencies (60 Hz to 5 kHz), interpolated in log frequency."""
+    spectrum = np.fft.rfft(audio)
+    freqs = np.fft.rfftfreq(len(audio), 1.0 / sample_rate)
+    gains_db = rng.uniform(-max_db, max_db, len(EQ_ANCHORS_HZ))
+    curve = np.interp(np.log(np.maximum(freqs, 1.0)), np.log(EQ_ANCHORS_HZ), gains_db)
+    return np.fft.irfft(spectrum * 10 ** (curve / 20), n=len(audio)).astype(np.float32)

@@ -19,7 +19,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from avsep.config import Config
-from avsep.data.augment import training_views
+from avsep.data.augment import random_eq, training_views
 from avsep.data.index import IndexRow, frame_path
 from avsep.data.videos import SoloVideo, VideoFiles
 from avsep.dsp.inputs import centre_square, clip_frame_ids, loudness_gain, normalize_pixels, to_model_scale
@@ -68,6 +68,9 @@ class MixtureMaker:
             rms = float(np.sqrt(np.mean(audio ** 2)))
             if rms > SILENT_RMS or not self.train:
                 break
+        if self.train and cfg.eq_db:
+            audio = random_eq(audio, cfg.sample_rate, cfg.eq_db, rng)
+            rms = float(np.sqrt(np.mean(audio ** 2)))
         gain = 10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20) if self.train else 1.0
         return (audio * (gain * cfg.target_rms / max(rms, SILENT_RMS))).astype(np.float32), self.frames(video, clip)
 

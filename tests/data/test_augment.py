@@ -48,3 +48,15 @@ def test_training_views_owner_maps(compose_prob):
             assert (owners[n] == n).all()
         else:
             assert len(np.unique(owners[n])) > 1
+
+
+def test_random_eq_is_a_gentle_bounded_filter():
+    from avsep.data.augment import random_eq
+
+    rng = np.random.default_rng(3)
+    noise = rng.standard_normal(32768).astype(np.float32)
+    out = random_eq(noise, 11025, 6.0, rng)
+    assert out.shape == noise.shape and out.dtype == np.float32
+    ratio_db = 20 * np.log10(np.abs(np.fft.rfft(out)[100:]) / np.abs(np.fft.rfft(noise)[100:]))
+    assert ratio_db.max() <= 6.0 + 1e-3 and ratio_db.min() >= -6.0 - 1e-3 and np.ptp(ratio_db) > 1.0
+    np.testing.assert_allclose(random_eq(noise, 11025, 0.0, rng), noise, atol=1e-5)
