@@ -79,6 +79,10 @@ class FrameNet(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        # The projection to K feeds a sigmoid: with the ReLU-layer init above its outputs have a
+        # standard deviation of about 4 and most sigmoids start saturated, so little gradient
+        # reaches the ResNet. PyTorch's default init starts them near 0.5, where they learn.
+        self.fc.reset_parameters()
 
     def load_imagenet(self, allow_random: bool = False) -> bool:
         """Load torchvision's ImageNet ResNet-18 weights (cached, or downloaded if possible).
