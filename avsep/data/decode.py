@@ -141,8 +141,9 @@ def probe(path: "str | os.PathLike[str]") -> dict:
     """Describe a media file without decoding it.
 
     Returns ``{"duration": seconds, "has_audio": bool, "has_video": bool, "width": int,
-    "height": int, "fps": float, "audio_rate": int}``; width, height and fps are 0 without a
-    video stream, audio_rate 0 without an audio stream.
+    "height": int, "fps": float, "audio_rate": int, "container": str, "vcodec": str | None,
+    "acodec": str | None}``; width, height and fps are 0 without a video stream, audio_rate 0
+    without an audio stream.
     """
     with _open(path) as container:
         video = _video_stream(container)
@@ -153,7 +154,9 @@ def probe(path: "str | os.PathLike[str]") -> dict:
                             if s.duration and s.time_base), default=0.0)
         info = {"duration": float(duration), "has_audio": bool(container.streams.audio),
                 "has_video": video is not None, "width": 0, "height": 0, "fps": 0.0,
-                "audio_rate": int(container.streams.audio[0].rate or 0) if container.streams.audio else 0}
+                "audio_rate": int(container.streams.audio[0].rate or 0) if container.streams.audio else 0,
+                "container": container.format.name, "vcodec": video.codec_context.name if video is not None else None,
+                "acodec": container.streams.audio[0].codec_context.name if container.streams.audio else None}
         if video is not None:
             info.update(width=int(video.codec_context.width), height=int(video.codec_context.height),
                         fps=float(video.average_rate or video.guessed_rate or 0))

@@ -11,13 +11,14 @@ import numpy as np
 
 def write_mp4(path: str | os.PathLike, frames: Iterable[np.ndarray], size: tuple[int, int], fps: float,
               audio: np.ndarray | None, rate: int, n_frames: int, comment: str | None = None,
-              threads: int = 1) -> None:
+              threads: int = 1, crf: int = 23) -> None:
     """Encode RGB frames (H, W, 3) uint8 (H.264, yuv420p) and mono float audio (n,) (AAC) to mp4.
 
     ``audio=None`` writes a video-only file. Audio is muxed in per-frame chunks so that the two
     streams stay interleaved, as a camera records them; ``n_frames`` says how many frames come,
     to cut the audio into that many chunks. ``comment`` goes into the container's comment tag.
-    ``size`` is (W, H), both even. Write to a temporary path and rename (see
+    ``size`` is (W, H), both even; ``crf`` is x264's quality (lower is better and larger).
+    Write to a temporary path and rename (see
     :func:`avsep.utils.atomic_path`) so that no half-written file is ever seen.
     """
     width, height = size
@@ -30,7 +31,7 @@ def write_mp4(path: str | os.PathLike, frames: Iterable[np.ndarray], size: tuple
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         # One thread by default: generated videos are made in parallel processes, and the bytes
         # then do not depend on the machine's core count.
-        video.options = {"preset": "veryfast", "crf": "23", "threads": str(threads)}
+        video.options = {"preset": "veryfast", "crf": str(crf), "threads": str(threads)}
         sound = None
         if audio is not None:
             sound = out.add_stream("aac", rate=rate)

@@ -28,19 +28,15 @@ class MediaInfo:
 
 def probe(path: Path) -> MediaInfo:
     """Container, codecs, size and duration; :class:`MediaError` if it is not a media file."""
-    import av
+    from avsep.data.decode import probe as probe_media
+    from avsep.errors import AvsepError
 
     try:
-        with av.open(str(path)) as container:
-            video = container.streams.video[0] if container.streams.video else None
-            audio = container.streams.audio[0] if container.streams.audio else None
-            duration = container.duration / 1_000_000 if container.duration else None
-            return MediaInfo(container.format.name, video.codec_context.name if video else None,
-                             audio.codec_context.name if audio else None,
-                             video.codec_context.width if video else 0, video.codec_context.height if video else 0,
-                             duration)
-    except (av.FFmpegError, OSError, ValueError) as err:
-        raise MediaError(f"not a video: {_short(err)}") from None
+        info = probe_media(path)
+    except AvsepError as err:
+        raise MediaError(f"not a video: {str(err).split(': ', 1)[-1]}") from None
+    return MediaInfo(info["container"], info["vcodec"], info["acodec"], info["width"], info["height"],
+                     info["duration"] or None)
 
 
 def check_playable(path: Path, audio_seconds: float = 0.2, max_packets: int = 5000) -> MediaInfo:

@@ -11,7 +11,6 @@ import html
 import math
 import os
 import re
-import wave
 from concurrent.futures import ThreadPoolExecutor
 from itertools import repeat
 from pathlib import Path
@@ -21,10 +20,11 @@ from urllib.parse import quote
 import numpy as np
 from PIL import Image
 
+from avsep.data.decode import write_wav
 from avsep.viz.images import mask_image, save_png, spectrogram_image, to_rgb
 from avsep.utils import atomic_path, atomic_write_text
 
-__all__ = ["write_report", "write_wav"]
+__all__ = ["write_report"]
 
 THUMB_SIZE = (160, 160)  # bounding box of frame thumbnails, pixels
 
@@ -87,23 +87,6 @@ def write_report(out_dir: str | os.PathLike, title: str, summary_rows: list[dict
     return index_path
 
 
-def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> Path:
-    """Write mono 16-bit PCM WAV atomically; samples (n,) in [-1, 1], clipped outside."""
-    samples = np.nan_to_num(np.asarray(audio, dtype=np.float64).reshape(-1))
-    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        with wave.open(str(tmp), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(int(sample_rate))
-            out.writeframes(pcm.tobytes())
-    return path
-
-
-# --------------------------------------------------------------------------- rendering
-
-
 def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
@@ -153,7 +136,9 @@ class _Assets:
     def wav(self, name: str, audio: np.ndarray | None) -> str | None:
         if audio is None:
             return None
-        return _url(write_wav(self.folder / f"{name}.wav", audio, self.sample_rate), self.root)
+        path = self.folder / f"{name}.wav"
+        write_wav(path, np.nan_to_num(np.asarray(audio, dtype=np.float32).reshape(-1)), self.sample_rate)
+        return _url(path, self.root)
 
     def png(self, name: str, img: Image.Image | None) -> str | None:
         if img is None:

@@ -22,7 +22,7 @@ from avsep.synth.render import DEFAULT_RATE, render_numpy
 from avsep.synth.seeds import check_pool, derive_seed
 from avsep.synth.soundfonts import fluidsynth_available, pick_soundfont, render_fluidsynth_parts
 
-__all__ = ["DEFAULT_RATE", "Stems", "read_wav", "render_clip", "render_stems", "resolve_backend", "write_wav"]
+__all__ = ["DEFAULT_RATE", "Stems", "render_clip", "render_stems", "resolve_backend"]
 
 
 @dataclass
@@ -98,21 +98,3 @@ def render_clip(inst: Instrument, seconds: float, seed: int, rate: int = DEFAULT
     (audio,), _ = _synthesize([(inst, notes)], seconds, rate, backend, soundfont, seed)
     return set_loudness(audio, rate, level_db)
 
-
-def write_wav(path: str | os.PathLike, audio: np.ndarray, rate: int) -> None:
-    """Write mono float ``audio`` ``[n]`` as 16-bit PCM WAV (clipped to [-1, 1])."""
-    wavfile.write(Path(path), rate, to_pcm16(audio))
-
-
-def to_pcm16(audio: np.ndarray) -> np.ndarray:
-    """Float ``[n]`` -> int16 ``[n]``, rounding and clipping to [-1, 1]."""
-    return np.round(np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
-
-
-def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read a (16-bit or float) WAV as mono float32 ``[n]`` in [-1, 1]; returns ``(audio, rate)``."""
-    rate, data = wavfile.read(Path(path))
-    if data.dtype == np.int16:
-        data = data / 32768.0
-    data = np.asarray(data, dtype=np.float32)
-    return (data.mean(axis=1) if data.ndim == 2 else data), rate

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.io import wavfile
 
 from avsep.utils import atomic_path, atomic_write_text
 
@@ -26,7 +25,9 @@ from avsep.synth.jobs import check_size, prepare, run_jobs
 from avsep.synth.loudness import active_rms_db
 from avsep.synth.scenes import build_scene, union_box
 from avsep.synth.seeds import check_pool, derive_seed
-from avsep.synth.videos import DEFAULT_FPS, write_mp4
+from avsep.data.decode import write_wav
+from avsep.data.encode import write_mp4
+from avsep.synth.videos import DEFAULT_FPS, SYNTH_CRF
 
 GROUP_NAMES = {2: "duet", 3: "trio", 4: "quartet"}
 DEFAULT_ENSEMBLE_SIZE = (512, 256)
@@ -55,8 +56,8 @@ def _mix(stems: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
 
 
 def _write_wav(path: Path, pcm: np.ndarray, rate: int) -> str:
-    with atomic_path(path) as tmp:
-        wavfile.write(tmp, rate, pcm)
+    # int16 / 32768 is exact in float32, and write_wav scales back by 32768: the samples are kept.
+    write_wav(path, pcm.astype(np.float32) / 32768.0, rate)
     return path.as_posix()
 
 
@@ -87,7 +88,7 @@ def make_ensemble(out_dir: str | os.PathLike, name: str, labels: Sequence[str], 
     soundfont = os.path.basename(stems.soundfont)
     with atomic_path(video) as tmp:
         write_mp4(tmp, scene.frames(), size, fps, mix.astype(np.float32) / FULL_SCALE, rate, frames,
-                  comment=json.dumps({"labels": list(labels), "pool": pool, "soundfont": soundfont}))
+                  comment=json.dumps({"labels": list(labels), "pool": pool, "soundfont": soundfont}), crf=SYNTH_CRF)
     entry = {"name": name, "video": video.name, "mixture": Path(mixture).relative_to(out_dir).as_posix(),
              "seconds": seconds, "fps": fps, "width": size[0], "height": size[1], "audio_rate": rate,
              "pool": pool, "soundfont": soundfont, "players": len(labels), "sources": sources}

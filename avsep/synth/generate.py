@@ -30,7 +30,8 @@ from avsep.synth.instruments import DEFAULT_LABELS, get_instrument
 from avsep.synth.jobs import check_size, prepare, run_jobs
 from avsep.synth.scenes import build_scene, union_box
 from avsep.synth.seeds import check_pool, derive_seed
-from avsep.synth.videos import DEFAULT_FPS, write_mp4
+from avsep.data.encode import write_mp4
+from avsep.synth.videos import DEFAULT_FPS, SYNTH_CRF
 
 __all__ = ["BAD_KINDS", "derive_seed", "load_duets", "make_bad_files", "make_duet", "make_duets", "make_ensemble",
            "make_solo_collection", "make_solo_video"]
@@ -72,7 +73,8 @@ def make_solo_video(path: str | os.PathLike, label: str, seconds: float = 8.0, s
     # The metadata first, the video last: an existing video means both are complete.
     atomic_write_text(path.with_suffix(".json"), json.dumps(meta))
     with atomic_path(path) as tmp:
-        write_mp4(tmp, scene.frames(), size, fps, samples if audio else None, rate, frames, comment=json.dumps(info))
+        write_mp4(tmp, scene.frames(), size, fps, samples if audio else None, rate, frames, comment=json.dumps(info),
+                  crf=SYNTH_CRF)
     return path
 
 
