@@ -83,6 +83,10 @@ class FrameNet(nn.Module):
         # standard deviation of about 4 and most sigmoids start saturated, so little gradient
         # reaches the ResNet. PyTorch's default init starts them near 0.5, where they learn.
         self.fc.reset_parameters()
+        if self.activation == "sigmoid":
+            # Start the sigmoids low (about 0.12): the grid is max-pooled, and a max of many
+            # sigmoids near 0.5 sits near 1, where the sigmoid passes almost no gradient.
+            nn.init.constant_(self.fc.bias, -2.0)
 
     def load_imagenet(self, allow_random: bool = False) -> bool:
         """Load torchvision's ImageNet ResNet-18 weights (cached, or downloaded if possible).
