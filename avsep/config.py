@@ -60,6 +60,7 @@ class Config:
     weighted_loss: bool = True        # weight each bin by log(1 + |mixture|)
     mask_threshold: float = 0.5       # binary masks are thresholded here in the paper's scoring protocol
     pixel_loss: float = 0.0           # weight of the per-pixel (multiple-instance) loss beside the pooled one
+    av_contrast: float = 0.0          # weight of the audio-visual correspondence loss across the batch
     pixel_loss_pool: int = 4          # the per-pixel loss sees the spectrogram averaged over this many bins a side
     # --- mixing and augmentation -----------------------------------------------------------
     num_mix: int = 2                  # sources per training mixture (2 to 4)
@@ -208,8 +209,8 @@ class Config:
             (0 < self.crop_scale <= 1, "crop_scale must be in (0, 1]"),
             (all(0 <= p <= 1 for p in (self.blur_prob, self.cutout_prob, self.compose_prob)),
              "blur_prob, cutout_prob and compose_prob must be in [0, 1]"),
-            (self.color_jitter >= 0 and self.pixel_loss >= 0 and self.eq_db >= 0,
-             "color_jitter, pixel_loss and eq_db must be >= 0"),
+            (min(self.color_jitter, self.pixel_loss, self.eq_db, self.av_contrast) >= 0,
+             "color_jitter, pixel_loss, eq_db and av_contrast must be >= 0"),
             (self.pixel_loss_pool >= 1 and self.freq_bins % self.pixel_loss_pool == 0
              and self.time_frames % self.pixel_loss_pool == 0, "pixel_loss_pool must divide freq_bins and the time frames"),
             (all(isinstance(m, int) and m > 0 for m in self.lr_milestones), "lr_milestones must be positive epochs"),

@@ -76,6 +76,32 @@ def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config,
     return loss
 
 
+def contrast_loss(vectors: Tensor, sound: Tensor, targets: Tensor, weight: Tensor, scale: Tensor,
+                  temperature: float = 0.1) -> Tensor:
+    """Audio-visual correspondence across the batch: each source's visual vector must be closer to
+    the audio features of its own bins than to those of every other source of the batch.
+
+    The audio embedding of a source is the U-Net's features averaged over the bins where it is the
+    loudest (its target mask), weighted like the mask loss. Positives are a video and its own
+    sound; negatives are all the other sources of the batch. No labels are used. This gives the
+    vision network a signal from the first step, where the mask loss alone leaves both sources'
+    masks at 0.5 until vision and audio have found each other.
+
+    Args:
+        vectors: (B, N, K) pooled visual vectors; sound: (B, K, F, T) audio features;
+        targets: (B, N, F, T) target masks; weight: (B, 1, F, T); scale: (K,) synthesizer scale.
+    """
+    mass = targets * weight
+    audio = torch.einsum("bnft,bkft->bnk", mass, sound) / mass.sum(dim=(2, 3)).clamp_min(1e-6)[..., None]
+    visual = vectors.flatten(0, 1) * scale
+    audio = audio.flatten(0, 1)
+    visual = F.normalize(visual - visual.mean(dim=0, keepdim=True), dim=-1)
+    audio = F.normalize(audio - audio.mean(dim=0, keepdim=True), dim=-1)
+    logits = visual @ audio.T / temperature
+    labels = torch.arange(len(logits), device=logits.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
 def masks_to_audio(masks: Tensor, mix_spec: Tensor, cfg: Config, length: int) -> Tensor:
     """Apply warped masks to the mixture STFT and resynthesise with the mixture phase.
 

@@ -53,25 +53,28 @@ class SoundOfPixels(nn.Module):
         grid = self.visual_grid(frames.flatten(0, 1))
         return grid.view(batch, num, *grid.shape[1:])
 
-    def pooled_logits(self, sound: Tensor, grids: Tensor, owner: Tensor | None = None) -> Tensor:
-        """One mask per source from the max of the visual vectors of the cells it owns.
+    def pooled_vectors(self, grids: Tensor, owner: Tensor | None = None) -> Tensor:
+        """One visual vector per source: the max over the cells it owns.
 
         Args:
-            sound: (B, K, F, T) audio features.
             grids: (B, N, K, h, w) visual grids of the N views.
             owner: (B, N, h, w) source index of every cell (-1: none); by default view n is
                 all source n's, which is the paper's training.
         Returns:
-            (B, N, F, T) logits.
+            (B, N, K) vectors.
         """
         batch, num, channels = grids.shape[:3]
         if owner is None:
-            vectors = grids.amax(dim=(3, 4))
-        else:
-            cells = grids.permute(0, 1, 3, 4, 2).reshape(batch, -1, channels)  # (B, C, K)
-            owners = owner.reshape(batch, -1, 1)
-            vectors = torch.stack([cells.masked_fill(owners != n, -torch.inf).amax(dim=1) for n in range(num)], 1)
-        return torch.stack([self.synthesizer(vectors[:, n], sound) for n in range(num)], dim=1)
+            return grids.amax(dim=(3, 4))
+        cells = grids.permute(0, 1, 3, 4, 2).reshape(batch, -1, channels)  # (B, C, K)
+        owners = owner.reshape(batch, -1, 1)
+        return torch.stack([cells.masked_fill(owners != n, -torch.inf).amax(dim=1) for n in range(num)], 1)
+
+    def pooled_logits(self, sound: Tensor, grids: Tensor, owner: Tensor | None = None,
+                      vectors: Tensor | None = None) -> Tensor:
+        """One mask per source from :meth:`pooled_vectors`: (B, K, F, T), (B, N, K, h, w) -> (B, N, F, T)."""
+        vectors = self.pooled_vectors(grids, owner) if vectors is None else vectors
+        return torch.stack([self.synthesizer(vectors[:, n], sound) for n in range(vectors.shape[1])], dim=1)
 
     def cell_logits(self, sound: Tensor, grids: Tensor) -> Tensor:
         """The mask logits of every cell of every view: (B, N, K, h, w) -> (B, C, F, T)."""

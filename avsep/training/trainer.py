@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from avsep.config import Config, RunSettings
 from avsep.dsp.inputs import mixture_features
-from avsep.dsp.masks import loss_weight, mask_loss, pixel_loss, target_masks
+from avsep.dsp.masks import contrast_loss, loss_weight, mask_loss, pixel_loss, target_masks
 from avsep.models.checkpoint import load_checkpoint, save_checkpoint
 from avsep.models.sop import SoundOfPixels
 from avsep.training.data import open_data
@@ -87,7 +87,10 @@ def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.
     grids = model.view_grids(frames)
     targets = target_masks(features.source_mags, features.mix_mag, cfg.mask_type)
     weight = loss_weight(features.mix_mag)
-    loss = mask_loss(model.pooled_logits(sound, grids, owner), targets, cfg, weight)
+    vectors = model.pooled_vectors(grids, owner)
+    loss = mask_loss(model.pooled_logits(sound, grids, vectors=vectors), targets, cfg, weight)
+    if cfg.av_contrast:
+        loss = loss + cfg.av_contrast * contrast_loss(vectors, sound, targets, weight, model.synthesizer.scale)
     if cfg.pixel_loss:
         # The synthesizer is linear in the audio features, so pooling them pools the logits: the
         # per-pixel loss then costs pixel_loss_pool**2 times less, at a coarser time-frequency grid.
