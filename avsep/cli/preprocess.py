@@ -1,9 +1,15 @@
-"""``avsep preprocess SRC OUT``: turn a folder of videos into audio, frames and index files."""
+"""``avsep preprocess SRC OUT``: turn a folder of videos into audio, frames and index files.
+
+With ``--shards DIR`` the result is then also written as tar shards (``avsep shard OUT DIR``);
+OUT may be deleted afterwards, training reads DIR alone.
+"""
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
+from avsep.cli.shard import add_shard_options
 from avsep.data.preprocess import DEFAULT_MIN_SECONDS, format_summary, preprocess
 
 
@@ -21,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-seconds", type=float, default=None,
                         help=f"skip videos shorter than this (default: one clip, {DEFAULT_MIN_SECONDS:.2f} s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--shards", type=Path, metavar="DIR",
+                        help="then write the splits as tar shards in DIR (see `avsep shard`)")
+    add_shard_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,4 +37,12 @@ def run(args: argparse.Namespace) -> int:
                          frame_size=args.frame_size, seed=args.seed, val_frac=args.val_frac,
                          test_frac=args.test_frac, min_seconds=args.min_seconds, progress=not args.no_progress)
     print(format_summary(summary))
-    return 0 if summary["status"]["ok"] else 1
+    if not summary["status"]["ok"]:
+        return 1
+    if args.shards:
+        from avsep.data.shard_writer import format_summary as format_shards, write_shards
+
+        shards = write_shards(args.out, args.shards, shard_mb=args.shard_size, seed=args.shard_seed,
+                              sample_rate=args.sample_rate, progress=not args.no_progress)
+        print(format_shards(shards))
+    return 0

@@ -1,4 +1,8 @@
-"""``avsep train``: train a Sound-of-Pixels model by mix-and-separate (see avsep.training)."""
+"""``avsep train``: train a Sound-of-Pixels model by mix-and-separate (see avsep.training).
+
+Under ``torchrun --nproc_per_node=G -m avsep train ...`` every process runs this command and
+they train one model with DistributedDataParallel (docs/scaling.md).
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +13,9 @@ from pathlib import Path
 from avsep.config import Config, RunSettings
 from avsep.errors import AvsepError
 from avsep.models.checkpoint import load_checkpoint
+from avsep.data.shards import is_shard_manifest
+from avsep.training import distributed
+from avsep.training.engine import PRECISIONS
 from avsep.training.trainer import Trainer
 from avsep.utils import atomic_write_text
 
@@ -18,7 +25,9 @@ RESUMABLE_CHANGES = {"epochs"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, help="folder from `avsep preprocess` (train.csv, val.csv)")
+    parser.add_argument("--data", type=Path,
+                        help="folder from `avsep preprocess` (train.csv, val.csv) or from `avsep shard` (train.json)")
+    parser.add_argument("--shards", type=Path, help="folder of tar shards from `avsep shard` (instead of --data)")
     parser.add_argument("--train-index", type=Path, help="training index file (instead of --data)")
     parser.add_argument("--val-index", type=Path, help="validation index file (instead of --data)")
     parser.add_argument("--out", type=Path, required=True, help="run folder for checkpoints and logs")
@@ -38,7 +47,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--random-init", action="store_true",
                         help="train the ResNet from scratch if ImageNet weights are not available")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: cuda if available)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: cuda if available; "
+                        "under torchrun each process takes cuda:LOCAL_RANK)")
+    speed = parser.add_argument_group("speed (machine settings, not saved in the configuration)")
+    speed.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                       help="autocast precision of the training step (fp16 uses a gradient scaler; default: fp32)")
+    speed.add_argument("--compile", action="store_true", help="torch.compile the training step (CUDA)")
+    speed.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (CUDA, torchrun)")
+    speed.add_argument("--dist-timeout", type=float, default=30.0, metavar="MINUTES",
+                       help="fail the job when a process waits this long for the others (default: 30)")
+    speed.add_argument("--shuffle-buffer", type=int, default=64, metavar="VIDEOS",
+                       help="videos each loader stream keeps to mix from, with --shards (default: 64)")
 
 
 def explicit_settings(args: argparse.Namespace) -> list[str]:
@@ -69,17 +88,44 @@ def resumed_config(args: argparse.Namespace, saved: Config, last: Path) -> Confi
 
 
 def index_paths(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """The training and validation index files, or shard manifests."""
     if args.train_index:
         return args.train_index, args.val_index
-    if not args.data:
-        raise AvsepError("give --data FOLDER (from `avsep preprocess`) or --train-index FILE")
-    if not (args.data / "train.csv").is_file():
-        raise AvsepError(f"--data {args.data}: no train.csv there; run `avsep preprocess SRC {args.data}` first")
-    val = args.data / "val.csv"
-    return args.data / "train.csv", val if val.is_file() else None
+    if args.shards and args.data:
+        raise AvsepError("give --data or --shards, not both")
+    folder = args.shards or args.data
+    if not folder:
+        raise AvsepError("give --data FOLDER (from `avsep preprocess` or `avsep shard`), --shards FOLDER "
+                         "or --train-index FILE")
+    if args.shards or is_shard_manifest(folder / "train.json"):
+        if not (folder / "train.json").is_file():
+            raise AvsepError(f"--shards {folder}: no train.json there; run `avsep shard DATA_DIR {folder}` first")
+        val = folder / "val.json"
+        return folder / "train.json", val if val.is_file() else None
+    if not (folder / "train.csv").is_file():
+        raise AvsepError(f"--data {folder}: no train.csv there; run `avsep preprocess SRC {folder}` first")
+    val = folder / "val.csv"
+    return folder / "train.csv", val if val.is_file() else None
 
 
 def run(args: argparse.Namespace) -> int:
+    settings = RunSettings(workers=args.workers, device=args.device, max_minutes=args.max_minutes,
+                           max_steps=args.max_steps, save_minutes=args.save_minutes, precision=args.precision,
+                           compile=args.compile, sync_bn=args.sync_bn, dist_timeout_minutes=args.dist_timeout,
+                           shuffle_buffer=args.shuffle_buffer)
+    # Under torchrun: join the process group (NCCL on GPUs, gloo on CPUs); otherwise one process.
+    ctx = distributed.setup(settings.device, settings.dist_timeout_minutes)
+    try:
+        return _train(args, settings, ctx)
+    except RuntimeError as err:
+        if distributed.is_collective_failure(ctx, err):  # one line, not a traceback per process
+            raise AvsepError(distributed.failure_message(ctx, err)) from None
+        raise
+    finally:
+        distributed.teardown(ctx)
+
+
+def _train(args: argparse.Namespace, settings: RunSettings, ctx: distributed.DistContext) -> int:
     run_dir: Path = args.out
     last = run_dir / "last.pt"
     resume_state = None
@@ -91,14 +137,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = build_config(args)
     train_index, val_index = index_paths(args)
-    settings = RunSettings(workers=args.workers, device=args.device, max_minutes=args.max_minutes,
-                           max_steps=args.max_steps, save_minutes=args.save_minutes)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.json", cfg.to_json())
-    trainer = Trainer(cfg, train_index, val_index, run_dir, settings, args.random_init, resume_state)
+    ctx.local_batch(cfg.batch_size)  # a batch that does not divide among the processes fails here, on every rank
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.json", cfg.to_json())
+    settings.progress = settings.progress and ctx.is_main
+    trainer = Trainer(cfg, train_index, val_index, run_dir, settings, args.random_init, resume_state, dist=ctx)
     start = trainer.state.step
     state = trainer.fit()
-    best = f"{state.best_sdr:.2f} dB at step {state.best_step}" if math.isfinite(state.best_sdr) else "none"
-    print(f"trained steps {start}..{state.step} ({state.seconds / 60:.1f} min in total); best validation SDR {best}")
-    print(f"checkpoints: {run_dir / 'last.pt'}  {run_dir / 'best.pt'}")
+    ctx.barrier()  # rank 0 has written its last checkpoint before any process leaves
+    if ctx.is_main:
+        best = f"{state.best_sdr:.2f} dB at step {state.best_step}" if math.isfinite(state.best_sdr) else "none"
+        processes = f" on {ctx.world} processes" if ctx.distributed else ""
+        print(f"trained steps {start}..{state.step}{processes} ({state.seconds / 60:.1f} min in total); "
+              f"best validation SDR {best}")
+        print(f"checkpoints: {run_dir / 'last.pt'}  {run_dir / 'best.pt'}")
     return 0

@@ -83,7 +83,8 @@ def make_solo_collection(out_dir: str | os.PathLike, labels: Sequence[str] | Non
                          size: tuple[int, int] = (256, 256), workers: int = 1, progress: bool = True, *,
                          fps: int = DEFAULT_FPS, rate: int = DEFAULT_RATE, backend: str = "auto",
                          pool: str = "train") -> list[Path]:
-    """Write ``videos_per_label`` solo videos per label as ``out_dir/<label>/<label>_NNNN.mp4``.
+    """Write ``videos_per_label`` solo videos per label as ``out_dir/<label>/<label>_NNNN.mp4``
+    (``<label>_heldout_NNNN.mp4`` for the test pool: other videos, so other identities).
 
     ``labels=None`` uses ``DEFAULT_LABELS`` (five very distinct instruments). ``size`` is
     ``(width, height)``. ``pool`` is ``"train"`` or ``"test"`` (held-out backgrounds,
@@ -94,7 +95,10 @@ def make_solo_collection(out_dir: str | os.PathLike, labels: Sequence[str] | Non
     labels = list(labels or DEFAULT_LABELS)
     size = check_size(size)
     backend = prepare(labels, pool, backend)
-    jobs = [dict(path=out_dir / label / f"{label}_{i:04d}.mp4", label=label, seconds=seconds,
+    # A video's identity (splits, training manifests) is its label and name: the held-out
+    # pool's videos are other videos and must not share the training pool's names.
+    infix = "" if check_pool(pool) == "train" else "heldout_"
+    jobs = [dict(path=out_dir / label / f"{label}_{infix}{i:04d}.mp4", label=label, seconds=seconds,
                  seed=derive_seed(seed, pool, label, i), size=size, fps=fps, rate=rate, backend=backend, pool=pool)
             for label in labels for i in range(videos_per_label)]
     todo = [j for j in jobs if not j["path"].exists()]

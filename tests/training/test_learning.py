@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from avsep.config import Config
+from avsep.config import Config, RunSettings
 from avsep.data.decode import load_audio, read_wav
 from avsep.evaluation.evaluate import evaluate
 from avsep.evaluation.metrics import bss_eval_sources
@@ -31,9 +31,10 @@ def trained(tmp_path_factory):
     make_solo_collection(root / "videos", videos_per_label=4, seed=1, workers=2, progress=False)
     make_duets(root / "duets", pairs=[("violin", "drum")], count=1, seed=7)
     preprocess(root / "videos", root / "data", workers=2, val_frac=0.25, test_frac=0.25, progress=False)
-    cfg = Config.preset("small").replace(epochs=1, epoch_size=STEPS * 16, val_pairs=8, checkpoint_minutes=60)
+    cfg = Config.preset("small").replace(epochs=1, epoch_size=STEPS * 16, val_pairs=8)
     torch.manual_seed(0)
-    Trainer(cfg, root / "data" / "train.csv", root / "data" / "val.csv", root / "run", torch.device("cpu")).fit()
+    Trainer(cfg, root / "data" / "train.csv", root / "data" / "val.csv", root / "run",
+            RunSettings(device="cpu", save_minutes=60, progress=False)).fit()
     return {"root": root, "run": root / "run", "data": root / "data", "duet": load_duets(root / "duets")[0]}
 
 
