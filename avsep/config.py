@@ -47,6 +47,7 @@ class Config:
     channels: int = 32                # K: size of the visual vectors and audio feature maps
     resnet_width: int = 64            # channels of the ResNet-18 stem (64 is the standard net)
     visual_stride: int = 16           # output stride of the ResNet: 16 (paper) or 8 (finer grid)
+    visual_padding: str = "zeros"     # padding of the ResNet's convolutions: zeros (paper)|reflect|replicate|circular
     imagenet_pretrained: bool = True  # load torchvision's ImageNet weights (resnet_width=64 only)
     img_activation: str = "sigmoid"   # activation on the visual vectors: sigmoid|relu|none
     temporal_pool: str = "max"        # how frames are pooled over time: max|avg
@@ -188,6 +189,8 @@ class Config:
             (2 <= self.num_mix <= 4, "num_mix must be 2, 3 or 4"),
             (self.unet_levels in (5, 6, 7), "unet_levels must be 5, 6 or 7"),
             (self.visual_stride in (8, 16), "visual_stride must be 8 or 16"),
+            (self.visual_padding in ("zeros", "reflect", "replicate", "circular"),
+             "visual_padding must be zeros, reflect, replicate or circular"),
             (self.mask_type in ("binary", "ratio"), "mask_type must be binary or ratio"),
             (self.loss in ("bce", "l1", "l2"), "loss must be bce, l1 or l2"),
             (self.optimizer in ("sgd", "adam"), "optimizer must be sgd or adam"),

@@ -1,7 +1,16 @@
-"""Shared fixtures: a tiny preprocessed dataset written directly (no video decoding)."""
+"""Shared fixtures: a tiny preprocessed dataset written directly (no video decoding), and a model
+trained on generated videos.
+
+``trained_separator_checkpoint`` trains a small model on generated solo videos once per machine
+and keeps it, with its ``log.csv``, in avsep's cache (``$AVSEP_CACHE_DIR`` or ``~/.cache/avsep``,
+under ``test_models/``); set ``AVSEP_TEST_CHECKPOINT`` to use a checkpoint of your own instead.
+"""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -50,3 +59,47 @@ def tiny_dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny")
     write_tiny_dataset(root)
     return root
+
+
+# The trained model of the browser test, as `avsep generate solo OUT --labels violin drum
+# --per-label 10`, `avsep preprocess OUT DATA` and `avsep train --data DATA --preset small --set
+# compose_prob=0.5 --set pixel_loss=1 --max-steps 1500` make it (about 10 minutes on 2 free cores).
+# Two instruments, because the test is about the app, not about how far a small model generalises.
+RECIPE = {"labels": ["violin", "drum"], "per_label": 10, "seconds": 8.0, "seed": 0, "preset": "small",
+          "set": ["compose_prob=0.5", "pixel_loss=1"], "max_steps": 1500, "version": 1}
+
+
+@pytest.fixture(scope="session")
+def trained_separator_checkpoint(tmp_path_factory) -> Path:
+    """A model trained on generated violin and drum solo videos (see RECIPE), cached per machine."""
+    if os.environ.get("AVSEP_TEST_CHECKPOINT"):
+        return Path(os.environ["AVSEP_TEST_CHECKPOINT"])
+    from avsep.inference.detector import cache_dir
+
+    key = hashlib.sha1(json.dumps(RECIPE, sort_keys=True).encode()).hexdigest()[:12]
+    cached = cache_dir() / "test_models" / f"separator-{key}" / "best.pt"
+    if cached.is_file():
+        return cached
+    work = tmp_path_factory.mktemp("trained")
+    best = train_separator(work)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    for source, target in ((best.parent / "log.csv", cached.parent / "log.csv"), (best, cached)):  # best.pt last
+        shutil.copyfile(source, target.with_suffix(".part"))
+        target.with_suffix(".part").replace(target)
+    return cached
+
+
+def train_separator(work: Path) -> Path:
+    """Generate solo videos, preprocess them and train a model by RECIPE; returns best.pt."""
+    from avsep.config import Config, RunSettings
+    from avsep.data.preprocess import preprocess
+    from avsep.synth import make_solo_collection
+    from avsep.training.trainer import Trainer
+
+    make_solo_collection(work / "videos", labels=RECIPE["labels"], videos_per_label=RECIPE["per_label"],
+                         seconds=RECIPE["seconds"], seed=RECIPE["seed"], workers=os.cpu_count() or 1, pool="train")
+    preprocess(work / "videos", work / "data", workers=os.cpu_count() or 1)
+    cfg = Config.preset(RECIPE["preset"]).with_overrides(RECIPE["set"])
+    Trainer(cfg, work / "data" / "train.csv", work / "data" / "val.csv", work / "run",
+            RunSettings(max_steps=RECIPE["max_steps"])).fit()
+    return work / "run" / "best.pt"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avsep.errors import AvsepError
@@ -48,16 +49,24 @@ class FrameNet(nn.Module):
         width: channels of the stem; 64 is the standard ResNet-18 (the only width with ImageNet weights).
         activation: applied to the visual vectors: sigmoid, relu or none.
         temporal_pool: how the T frames of a clip are pooled: max or avg.
+        stride: output stride, 16 (the paper) or 8.
+        padding: padding of the convolutions: zeros (the paper, and what ImageNet weights were
+            trained with), reflect, replicate or circular. Zero padding tells every cell where the
+            frame's border is; trained from scratch with a max over the grid, the network can then
+            carry a whole video's identity in its border cells and leave the others constant, which
+            separates pooled mixtures but points nowhere. Circular padding leaves no border to find.
     """
 
     def __init__(self, channels: int = 32, width: int = 64, activation: str = "sigmoid", temporal_pool: str = "max",
-                 stride: int = 16):
+                 stride: int = 16, padding: str = "zeros"):
         super().__init__()
         w = width
         self.conv1 = nn.Conv2d(3, w, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(w)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        # With a padding other than zeros the stem's max-pool pads the same way (in grid()).
+        self.maxpool = nn.MaxPool2d(3, 2, 1 if padding == "zeros" else 0)
+        self.padding = padding
         self.layer1 = nn.Sequential(BasicBlock(w, w), BasicBlock(w, w))
         self.layer2 = nn.Sequential(BasicBlock(w, 2 * w, 2), BasicBlock(2 * w, 2 * w))
         # Dilation instead of striding keeps the grid fine: stride 16 (the paper: 14x14 vectors
@@ -74,6 +83,9 @@ class FrameNet(nn.Module):
         self.activation = activation
         self.temporal_pool = temporal_pool
         self._init_weights()
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d) and module.kernel_size != (1, 1):
+                module.padding_mode = padding  # F.pad then an unpadded convolution: same weights
 
     def _init_weights(self) -> None:
         for module in self.modules():
@@ -116,7 +128,10 @@ class FrameNet(nn.Module):
         """Per-frame visual vectors: (B, 3, T, H, W) -> (B, K, T, H/16, W/16), before activation."""
         batch, _, num, height, width = frames.shape
         x = frames.transpose(1, 2).reshape(batch * num, 3, height, width)
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.relu(self.bn1(self.conv1(x)))
+        if self.padding != "zeros":
+            x = F.pad(x, (1, 1, 1, 1), mode=self.padding)
+        x = self.maxpool(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = self.fc(x)
         return x.reshape(batch, num, *x.shape[1:]).transpose(1, 2)

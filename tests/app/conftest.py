@@ -1,17 +1,11 @@
 """Fixtures of the app's tests: a tiny model and videos for the server tests, and a trained model
 and a generated duet for the browser test.
 
-``trained_separator_checkpoint`` trains a small model on generated solo videos once per machine
-and keeps it in avsep's cache (``$AVSEP_CACHE_DIR`` or ``~/.cache/avsep``, under
-``test_models/``); set ``AVSEP_TEST_CHECKPOINT`` to use a checkpoint of your own instead.
-It belongs in tests/conftest.py once other tests need it.
+The trained model (``trained_separator_checkpoint``) is shared with tests/training and lives in
+tests/conftest.py.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,12 +13,6 @@ import pytest
 from avsep.app import App, AppOptions
 from tests.app.helpers import Client, tiny_checkpoint, two_tone_video
 
-# The trained model of the browser test, as `avsep generate solo OUT --labels violin drum
-# --per-label 10`, `avsep preprocess OUT DATA` and `avsep train --data DATA --preset small --set
-# compose_prob=0.5 --set pixel_loss=1 --max-steps 1500` make it (about 10 minutes on 2 free cores).
-# Two instruments, because the test is about the app, not about how far a small model generalises.
-RECIPE = {"labels": ["violin", "drum"], "per_label": 10, "seconds": 8.0, "seed": 0, "preset": "small",
-          "set": ["compose_prob=0.5", "pixel_loss=1"], "max_steps": 1500, "version": 1}
 # The duet the browser test clicks: a new violin and drum scene (seed 3) drawn from the training
 # pools of backgrounds, soundfonts and melodies, with its two players at similar loudness (so that
 # neither is already "separated" in the mixture) and a silent person between them. Held-out scenes
@@ -53,41 +41,6 @@ def running_app(tiny_app_checkpoint, video_folder, tmp_path):
     app.client = Client(app.url)
     yield app
     app.close()
-
-
-@pytest.fixture(scope="session")
-def trained_separator_checkpoint(tmp_path_factory) -> Path:
-    """A model trained on generated violin and drum solo videos (see RECIPE), cached per machine."""
-    if os.environ.get("AVSEP_TEST_CHECKPOINT"):
-        return Path(os.environ["AVSEP_TEST_CHECKPOINT"])
-    from avsep.inference.detector import cache_dir
-
-    key = hashlib.sha1(json.dumps(RECIPE, sort_keys=True).encode()).hexdigest()[:12]
-    cached = cache_dir() / "test_models" / f"separator-{key}" / "best.pt"
-    if cached.is_file():
-        return cached
-    work = tmp_path_factory.mktemp("trained")
-    best = train_separator(work)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(best, cached.with_suffix(".part"))
-    cached.with_suffix(".part").replace(cached)
-    return cached
-
-
-def train_separator(work: Path) -> Path:
-    """Generate solo videos, preprocess them and train a model by RECIPE; returns best.pt."""
-    from avsep.config import Config, RunSettings
-    from avsep.data.preprocess import preprocess
-    from avsep.synth import make_solo_collection
-    from avsep.training.trainer import Trainer
-
-    make_solo_collection(work / "videos", labels=RECIPE["labels"], videos_per_label=RECIPE["per_label"],
-                         seconds=RECIPE["seconds"], seed=RECIPE["seed"], workers=os.cpu_count() or 1, pool="train")
-    preprocess(work / "videos", work / "data", workers=os.cpu_count() or 1)
-    cfg = Config.preset(RECIPE["preset"]).with_overrides(RECIPE["set"])
-    Trainer(cfg, work / "data" / "train.csv", work / "data" / "val.csv", work / "run",
-            RunSettings(max_steps=RECIPE["max_steps"])).fit()
-    return work / "run" / "best.pt"
 
 
 @pytest.fixture(scope="session")

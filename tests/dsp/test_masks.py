@@ -1,7 +1,7 @@
 import torch
 
 from avsep.config import Config
-from avsep.dsp.masks import ideal_masks, loss_weight, mask_loss, masks_to_audio, target_masks
+from avsep.dsp.masks import contrast_loss, ideal_masks, loss_weight, mask_loss, masks_to_audio, target_masks
 from avsep.dsp.inputs import mixture_features
 from avsep.dsp.spectrogram import stft
 
@@ -56,3 +56,35 @@ def test_ideal_ratio_masks_sum_to_one_and_separate_disjoint_tones():
     ibm = ideal_masks(specs, mix_spec, "ibm")
     low_bin = round(300 / cfg.sample_rate * cfg.stft_frame)
     assert ibm[0, 0, low_bin].mean() == 1 and ibm[0, 1, low_bin].mean() == 0
+
+
+def _contrast_case(matched: bool):
+    """Four sources in two mixtures; each source's sound lives on its own feature channel, and its
+    visual vector points at that channel (matched) or at another source's (mismatched)."""
+    torch.manual_seed(0)
+    batch, num, k, f, t = 2, 2, 4, 8, 6
+    targets = torch.zeros(batch, num, f, t)
+    targets[:, 0, : f // 2], targets[:, 1, f // 2:] = 1.0, 1.0
+    sound = torch.zeros(batch, k, f, t)
+    for b in range(batch):
+        for n in range(num):
+            sound[b, 2 * b + n] += targets[b, n] * 5.0
+    order = [0, 1, 2, 3] if matched else [1, 0, 3, 2]
+    vectors = torch.eye(k)[order].view(batch, num, k)
+    return vectors, sound, targets, torch.ones(batch, 1, f, t), torch.ones(k)
+
+
+def test_contrast_loss_is_low_when_each_video_matches_its_own_sound():
+    matched = contrast_loss(*_contrast_case(True))
+    swapped = contrast_loss(*_contrast_case(False))
+    assert matched < 0.1 < swapped
+    # the loss is symmetric cross-entropy over 4 candidates: chance level is log(4)
+    assert swapped > torch.log(torch.tensor(4.0))
+
+
+def test_contrast_loss_gives_gradients_to_both_networks():
+    vectors, sound, targets, weight, scale = _contrast_case(False)
+    vectors.requires_grad_(True)
+    sound.requires_grad_(True)
+    contrast_loss(vectors, sound, targets, weight, scale).backward()
+    assert vectors.grad.abs().sum() > 0 and sound.grad.abs().sum() > 0

@@ -111,3 +111,28 @@ def test_missing_imagenet_weights_need_random_init(tmp_path, monkeypatch):
     before = net.conv1.weight.clone()
     assert net.load_imagenet(allow_random=True) is False
     assert torch.equal(before, net.conv1.weight)
+
+
+def test_circular_padding_makes_the_grid_shift_with_the_picture():
+    """With circular padding no cell can tell where the frame's border is: shifting the picture by
+    one cell (16 pixels) shifts the grid by exactly one cell. Zero padding breaks this."""
+    torch.manual_seed(0)
+    frames = torch.rand(1, 3, 1, 112, 112)
+    shifted = torch.roll(frames, shifts=16, dims=-1)
+    for padding, equivariant in (("circular", True), ("zeros", False)):
+        net = FrameNet(channels=8, width=16, padding=padding).eval()
+        with torch.no_grad():
+            grid, grid_shifted = net.grid(frames), net.grid(shifted)
+        same = torch.allclose(torch.roll(grid, shifts=1, dims=-1), grid_shifted, atol=1e-4)
+        assert same == equivariant, padding
+
+
+@pytest.mark.parametrize("padding", ["reflect", "replicate"])
+def test_other_paddings_keep_the_grid_size(padding):
+    net = FrameNet(channels=8, width=16, padding=padding).eval()
+    assert net(torch.rand(2, 3, 1, 112, 160)).shape == (2, 8, 7, 10)
+
+
+def test_unknown_visual_padding_is_refused():
+    with pytest.raises(AvsepError, match="visual_padding"):
+        Config.preset("small").with_overrides(["visual_padding=mirror"])
