@@ -78,7 +78,7 @@ def trained_separator_checkpoint(tmp_path_factory) -> Path:
 
     key = hashlib.sha1(json.dumps(RECIPE, sort_keys=True).encode()).hexdigest()[:12]
     cached = cache_dir() / "test_models" / f"separator-{key}" / "best.pt"
-    if cached.is_file():
+    if cached.is_file() and (cached.parent / "log.csv").is_file():  # older caches kept no log.csv
         return cached
     work = tmp_path_factory.mktemp("trained")
     best = train_separator(work)

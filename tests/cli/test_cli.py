@@ -53,8 +53,8 @@ def test_quickstart_end_to_end(tmp_path):
     wavs = sorted((work / "separated").glob("*.wav"))
     assert len(wavs) == 3  # the two clicked players and the residual
     for wav in wavs:
-        rate, samples = wav_info(wav)
-        assert rate == 11025 and samples > 11025 * 3
+        rate, samples = wav_info(wav)  # stems come back at the video's own rate
+        assert rate >= 11025 and samples > rate * 7
     assert sum(abs(read_wav(w)).max() > 0 for w in wavs) >= 2
     assert (work / "separated" / "heatmap.mp4").stat().st_size > 0
     # a second run reuses every stage's output and only repeats scoring and separation
