@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from avsep.data.preprocess import format_summary, preprocess
+from avsep.errors import AvsepError
 
 
 @dataclass
@@ -34,6 +35,7 @@ def prepare_demo(workdir: str | Path, labels: Sequence[str] | None = None, per_l
     from avsep.synth import load_duets, make_duets, make_solo_collection
 
     work = Path(workdir)
+    check_heldout_names(work / "heldout_videos")
     make_solo_collection(work / "videos", labels=labels, videos_per_label=per_label, seconds=seconds, seed=seed,
                          workers=workers, pool="train")
     make_solo_collection(work / "heldout_videos", labels=labels, videos_per_label=heldout_per_label, seconds=seconds,
@@ -51,3 +53,12 @@ def prepare_demo(workdir: str | Path, labels: Sequence[str] | None = None, per_l
     # With no val or test fraction every video is in train.csv: name it for what it is.
     shutil.copyfile(work / "heldout" / "train.csv", work / "heldout" / "all.csv")
     return DemoData(work / "data", work / "heldout" / "all.csv", load_duets(work / "duets"))
+
+
+def check_heldout_names(folder: Path) -> None:
+    """Refuse a workdir whose held-out videos were named as training videos are (by an older
+    avsep): reusing it would index the old and the new held-out videos side by side."""
+    old = [p for p in folder.glob("*/*.mp4") if "_heldout_" not in p.name]
+    if old:
+        raise AvsepError(f"{folder} holds held-out videos named as by an older avsep (for example {old[0].name}); "
+                         f"delete {folder} and {folder.parent / 'heldout'} to make them again")

@@ -158,3 +158,14 @@ def test_bad_arguments():
     with pytest.raises(KeyError, match="unknown instrument"):
         make_solo_video("/nonexistent/x.mp4", "kazoo")
     assert get_instrument("violin").label == "violin"
+
+
+def test_demo_refuses_old_style_held_out_names(tmp_path):
+    from avsep.errors import AvsepError
+    from avsep.synth.demo import prepare_demo
+
+    (tmp_path / "heldout_videos" / "violin").mkdir(parents=True)
+    (tmp_path / "heldout_videos" / "violin" / "violin_0000.mp4").write_bytes(b"")
+    with pytest.raises(AvsepError, match="named as by an older avsep"):
+        prepare_demo(tmp_path, per_label=3, heldout_per_label=2, duets=1)
+    assert not (tmp_path / "videos").exists()  # refused before generating anything
