@@ -63,6 +63,7 @@ class Config:
     pixel_loss: float = 0.0           # weight of the per-pixel (multiple-instance) loss beside the pooled one
     av_contrast: float = 0.0          # weight of the audio-visual correspondence loss across the batch
     pixel_loss_pool: int = 4          # the per-pixel loss sees the spectrogram averaged over this many bins a side
+    pixel_mil: str = "bin"            # per-pixel loss: each bin's best cell (bin) or each source's best cell (cell)
     # --- mixing and augmentation -----------------------------------------------------------
     num_mix: int = 2                  # sources per training mixture (2 to 4)
     gain_db: float = 6.0              # each source gets a random gain in [-gain_db, +gain_db]
@@ -192,6 +193,7 @@ class Config:
             (self.visual_padding in ("zeros", "reflect", "replicate", "circular"),
              "visual_padding must be zeros, reflect, replicate or circular"),
             (self.mask_type in ("binary", "ratio"), "mask_type must be binary or ratio"),
+            (self.pixel_mil in ("bin", "cell"), "pixel_mil must be bin or cell"),
             (self.loss in ("bce", "l1", "l2"), "loss must be bce, l1 or l2"),
             (self.optimizer in ("sgd", "adam"), "optimizer must be sgd or adam"),
             (self.img_activation in activations, "img_activation must be sigmoid, relu or none"),
@@ -280,15 +282,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The paper's MUSIC configuration (the defaults above).
     "sop": {},
     # Learns in minutes on 2 CPU cores: ~3 s clips, a 128x128 log-frequency spectrogram, one
-    # frame, a quarter-width ResNet-18 and a narrow 5-level U-Net, trained with Adam. No visual
-    # augmentation, per-pixel loss or circular padding: in the ablation of docs/training.md, the
-    # augmentation together with the per-pixel loss, and circular padding, each gave a lower
-    # held-out solo-pair score at the quickstart's budget of 1,500 steps (one seed each).
+    # frame, a quarter-width ResNet-18 and a narrow 5-level U-Net, trained with Adam. Composed
+    # frames with the per-pixel loss, and circular padding in the ResNet, so that each cell of the
+    # grid stands for what it shows (what clicks need) instead of the video's identity being kept
+    # along the frame's zero-padded border: see the ablation in docs/training.md.
     "small": dict(
         audio_len=32767, freq_bins=128,
         num_frames=1, img_size=112,
         channels=16, resnet_width=16, imagenet_pretrained=False,
         unet_levels=5, unet_channels=16,
+        compose_prob=0.5, pixel_loss=1.0, visual_padding="circular",
         optimizer="adam", lr_frame=1e-3, lr_sound=1e-3, lr_synth=1e-3, weight_decay=0.0,
         lr_milestones=(), batch_size=16, epoch_size=1000, val_every=250, val_pairs=24,
     ),

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_generalization.py --workdir /tmp/gen --minutes 20
     python benchmarks/bench_generalization.py --workdir /tmp/gen --steps 1500 --name no_aug --set compose_prob=0
+    python benchmarks/bench_generalization.py --workdir /tmp/gen --name no_aug --radius 0   # rescore: one-cell clicks
 
 Generates (once) train-pool solo videos, held-out solo videos and held-out duets
 (:mod:`avsep.synth.demo`), trains the ``small`` preset (plus ``--set`` overrides) for
@@ -42,6 +43,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--radius", type=int, help="score clicks with this point neighbourhood in cells "
+                        "(default: the library's, 1); rescoring a trained run does not train it again")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -56,14 +59,16 @@ def main() -> None:
         state = Trainer(cfg, demo.data / "train.csv", demo.data / "val.csv", run, settings).fit()
         print(f"trained {state.step} steps in {state.seconds / 60:.1f} min of training "
               f"({(time.monotonic() - began) / 60:.1f} min wall)")
+    query = {} if args.radius is None else {"radius": args.radius}
     report = generalization_report(run / "best.pt", demo.data / "val.csv", demo.heldout_index, demo.duets,
-                                   pairs=args.pairs)
+                                   pairs=args.pairs, **query)
     state = torch.load(run / "last.pt", weights_only=True)["train_state"]
-    report["run"] = {"name": args.name, "overrides": args.overrides, "steps": state["step"],
+    report["run"] = {"name": args.name, "overrides": args.overrides, "steps": state["step"], "radius": args.radius,
                      "train_minutes": state["seconds"] / 60, "best_step": state["best_step"]}
     for key in ("in_distribution", "held_out"):
         report[key].pop("items", None)
-    (run / "generalization.json").write_text(json.dumps(json_safe(report), indent=2))
+    suffix = "" if args.radius is None else f"_radius{args.radius}"
+    (run / f"generalization{suffix}.json").write_text(json.dumps(json_safe(report), indent=2))
     print(f"\n{args.name}: {state['step']} steps, {state['seconds'] / 60:.1f} min of training, "
           f"best.pt from step {state['best_step']}; overrides: {' '.join(args.overrides) or 'none'}")
     print(format_report(report))

@@ -62,11 +62,11 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 
 # The trained model of the browser test, as `avsep generate solo OUT --labels violin drum
-# --per-label 10`, `avsep preprocess OUT DATA` and `avsep train --data DATA --preset small --set
-# compose_prob=0.5 --set pixel_loss=1 --max-steps 1500` make it (about 10 minutes on 2 free cores).
+# --per-label 10`, `avsep preprocess OUT DATA` and `avsep train --data DATA --preset small
+# --max-steps 1500` make it (about 13 minutes on 2 free cores).
 # Two instruments, because the test is about the app, not about how far a small model generalises.
 RECIPE = {"labels": ["violin", "drum"], "per_label": 10, "seconds": 8.0, "seed": 0, "preset": "small",
-          "set": ["compose_prob=0.5", "pixel_loss=1"], "max_steps": 1500, "version": 1}
+          "set": [], "max_steps": 1500, "version": 2}
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partition", action="store_true",
                         help="share the sound between the queries: stems plus residual add up to the mixture")
     parser.add_argument("--pool", choices=["vector", "mask", "mean"],
-                        help="how a box's cells combine (default: the checkpoint's best, see docs/separating.md)")
+                        help="how the cells of a box or point combine (default: vector, see docs/separating.md)")
+    parser.add_argument("--radius", type=int, default=None, metavar="CELLS",
+                        help="a point also selects the grid cells within this many cells of it (default: 1)")
 
 
 def analyze(args: argparse.Namespace):
@@ -95,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     regions = [Point(*numbers(p, 2, "point")) for p in args.point] + [Box(*numbers(b, 4, "box")) for b in args.box]
     if not regions and not args.detect:
         raise AvsepError("give at least one --point X,Y or --box X0,Y0,X1,Y1, or --detect")
+    if args.radius is not None and args.radius < 0:
+        raise AvsepError(f"--radius {args.radius}: must be 0 or more cells")
     check_regions_early(args.video, regions)
     detector = make_detector(args) if args.detect else None  # fail on missing weights before the analysis
     analysis = analyze(args)
@@ -106,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         for track in detect_objects(analysis, detector).values():
             regions.append(track.boxes)
             names.append(f"object{track.track_id}_{track.class_name.replace(' ', '_')}")
-    stems, residual = analysis.separate_regions(regions, partition=args.partition, pool=args.pool)
+    stems, residual = analysis.separate_regions(regions, partition=args.partition, pool=args.pool, radius=args.radius)
     args.out.mkdir(parents=True, exist_ok=True)
     written = [dict(name=name, **write_stem(args.out, name, stem, analysis)) for name, stem in zip(names, stems)]
     report = {"video": str(args.video), "sample_rate": analysis.input_rate, "queries": written,

@@ -52,8 +52,10 @@ def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config,
     """The per-pixel (multiple-instance) loss: the cells of each source explain its sound, and
     cells of videos that are not in the mixture stay silent.
 
-    For source n the mask of bin (f, t) is the largest mask among the cells that show n: some
-    cell of the video must explain each of its bins, and none may claim bins it does not own.
+    With ``pixel_mil="bin"``, for source n the mask of bin (f, t) is the largest mask among the
+    cells that show n: some cell of the video must explain each of its bins, and none may claim
+    bins it does not own. With ``pixel_mil="cell"``, the one cell of n that explains all of n's
+    bins best is trained on them (see :func:`_best_cell_loss`).
     Cells owned by no source (-1, a silent distractor video) are pushed to an all-zero mask.
 
     Args:
@@ -63,10 +65,13 @@ def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config,
         weight: (B, 1, F, T) per-bin weights, or None.
     """
     batch, cells = cell_logits.shape[:2]
-    owners = owner.reshape(batch, cells, 1, 1)
-    strongest = torch.stack([cell_logits.masked_fill(owners != n, -torch.inf).amax(dim=1)
-                             for n in range(targets.shape[1])], dim=1)
-    loss = mask_loss(strongest, targets, cfg, weight)
+    if cfg.pixel_mil == "cell":
+        loss = _best_cell_loss(cell_logits, owner.reshape(batch, cells), targets, cfg, weight)
+    else:
+        owners = owner.reshape(batch, cells, 1, 1)
+        strongest = torch.stack([cell_logits.masked_fill(owners != n, -torch.inf).amax(dim=1)
+                                 for n in range(targets.shape[1])], dim=1)
+        loss = mask_loss(strongest, targets, cfg, weight)
     silent = owner.reshape(batch, cells) < 0
     if silent.any():
         per_bin = _per_bin_loss(cell_logits[silent], torch.zeros_like(cell_logits[silent]), cfg)
@@ -74,6 +79,27 @@ def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config,
             per_bin = per_bin * weight[silent.nonzero()[:, 0], 0]
         loss = loss + per_bin.mean()
     return loss
+
+
+def _best_cell_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config, weight: Tensor | None) -> Tensor:
+    """For each source, the mask loss of the one cell among those showing it that explains it best.
+
+    This trains what a click uses: a single cell's vector must give the whole mask of the source
+    it shows. (The bin-wise maximum may let one cell explain the low notes and another the high
+    ones, so that no single cell gives the whole sound.)
+
+    Args:
+        cell_logits: (B, C, F, T); owner: (B, C) source of each cell or -1; targets: (B, N, F, T);
+        weight: (B, 1, F, T) or None.
+    """
+    losses = []
+    for n in range(targets.shape[1]):
+        per_bin = _per_bin_loss(cell_logits, targets[:, n:n + 1].expand_as(cell_logits), cfg)
+        if weight is not None and cfg.weighted_loss:
+            per_bin = per_bin * weight
+        per_cell = per_bin.mean(dim=(2, 3)).masked_fill(owner != n, torch.inf)     # (B, C)
+        losses.append(per_cell.amin(dim=1))
+    return torch.stack(losses, dim=1).mean()
 
 
 def contrast_loss(vectors: Tensor, sound: Tensor, targets: Tensor, weight: Tensor, scale: Tensor,

@@ -48,13 +48,14 @@ def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = F
 
 def generalization_report(checkpoint: str | Path, val_index: str | Path, heldout_index: str | Path,
                           duets: list[dict], pairs: int = 100, progress: bool = False,
-                          report_dir: str | Path | None = None) -> dict[str, Any]:
+                          report_dir: str | Path | None = None, **query: Any) -> dict[str, Any]:
     """In-distribution and held-out figures of one checkpoint (see the module docstring); an HTML
-    report of the held-out pairs goes to ``report_dir`` if given."""
+    report of the held-out pairs goes to ``report_dir`` if given. ``query`` (``radius``, ``pool``)
+    goes to the clicks (:meth:`Analysis.separate`)."""
     in_dist = evaluate(checkpoint, val_index, pairs=pairs, progress=progress)
     held_out = evaluate(checkpoint, heldout_index, pairs=pairs, oracle="ibm", progress=progress,
                         report_dir=report_dir)
-    return {"in_distribution": in_dist, "held_out": held_out, "duets": evaluate_duets(checkpoint, duets)}
+    return {"in_distribution": in_dist, "held_out": held_out, "duets": evaluate_duets(checkpoint, duets, **query)}
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -88,3 +88,43 @@ def test_contrast_loss_gives_gradients_to_both_networks():
     sound.requires_grad_(True)
     contrast_loss(vectors, sound, targets, weight, scale).backward()
     assert vectors.grad.abs().sum() > 0 and sound.grad.abs().sum() > 0
+
+
+def _split_sources(cfg: Config):
+    """Two sources, one cell each in view 0/1, whose targets each cover half of the bins."""
+    targets = torch.zeros(1, 2, 4, 4)
+    targets[0, 0, :2], targets[0, 1, 2:] = 1.0, 1.0
+    owner = torch.tensor([0, 0, 1, 1]).view(1, 2, 1, 2)
+    return targets, owner
+
+
+def test_bin_mil_lets_two_cells_share_a_source_but_cell_mil_does_not():
+    from avsep.dsp.masks import pixel_loss
+
+    cfg = Config.preset("small").replace(pixel_loss=1.0)
+    targets, owner = _split_sources(cfg)
+    # Source 0's two cells each explain half of its bins (the low and the high ones): the
+    # bin-wise maximum is perfect, but no single cell gives the whole mask.
+    halves = torch.full((1, 4, 4, 4), -10.0)
+    halves[0, 0, :1], halves[0, 1, 1:2] = 10.0, 10.0
+    halves[0, 3, 2:] = 10.0
+    whole = halves.clone()
+    whole[0, 0, :2] = 10.0
+    assert pixel_loss(halves, owner, targets, cfg) < 1e-3
+    cell = cfg.replace(pixel_mil="cell")
+    assert pixel_loss(halves, owner, targets, cell) > 1.0
+    assert pixel_loss(whole, owner, targets, cell) < 1e-3
+
+
+def test_cell_mil_trains_only_the_best_cell_of_each_source():
+    from avsep.dsp.masks import pixel_loss
+
+    cfg = Config.preset("small").replace(pixel_loss=1.0, pixel_mil="cell")
+    targets, owner = _split_sources(cfg)
+    logits = torch.randn(1, 4, 4, 4)
+    logits[0, 1] = (targets[0, 0] * 2 - 1) * 3     # cell 1 is source 0's best
+    logits.requires_grad_(True)
+    pixel_loss(logits, owner, targets, cfg).backward()
+    touched = logits.grad.abs().sum(dim=(2, 3))[0] > 0
+    assert touched[1] and not touched[0]
+    assert int(touched[2:].sum()) == 1              # one cell of source 1

@@ -132,3 +132,19 @@ def test_memory_holds_grids_not_frames(tmp_path):
     analysis = separator(tmp_path).analyze(clip(seconds=8, size=(1280, 720)), progress=False)
     frame_bytes = analysis.grids.numel() * 4
     assert frame_bytes < 1280 * 720 * 3, "the analysis keeps small grids, not the 720p frames"
+
+
+def test_a_point_stands_for_the_3x3_cells_around_it(tmp_path):
+    sep = separator(tmp_path, seed=3)
+    with torch.no_grad():
+        sep.model.synthesizer.scale.fill_(30.0)
+    analysis = sep.analyze(clip(), progress=False)
+    h, w = analysis.grid_shape
+    cw, ch = 320 / w, 180 / h
+    point = (cw * 4.5, ch * 2.5)                               # the centre of cell (2, 4)
+    block = Box(cw * 3, ch * 1, cw * 6, ch * 4)                # cells (1..3, 3..5)
+    single = Box(cw * 4, ch * 2, cw * 5, ch * 3)               # cell (2, 4)
+    assert np.allclose(analysis.separate(point=point), analysis.separate(box=block), atol=1e-6)
+    assert np.allclose(analysis.separate(point=point, radius=0), analysis.separate(box=single), atol=1e-6)
+    assert not np.allclose(analysis.separate(point=point), analysis.separate(point=point, radius=0), atol=1e-3)
+

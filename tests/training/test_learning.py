@@ -81,6 +81,7 @@ def test_separate_cli_bad_input_is_one_line(trained_separator_checkpoint, held_o
         (["--point", "1,2,3"], "--point '1,2,3': expected 2 comma-separated numbers"),
         (["--point", "9999,1"], "outside the 512x256 frame"),
         ([], "give at least one --point"),
+        (["--point", "10,10", "--radius", "-1"], "--radius -1: must be 0 or more cells"),
     ]
     for extra, message in cases:
         result = subprocess.run([PYTHON, "-m", "avsep", "separate", video, "--checkpoint", checkpoint,
