@@ -132,6 +132,9 @@ def run(options: AppOptions) -> int:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, stop)
+    # Set for SIGINT too: a process started with SIGINT ignored (a background job of a script, or
+    # a child of a process that ignores it) would otherwise never stop on Ctrl-C or `kill -INT`.
+    previous_interrupt = signal.signal(signal.SIGINT, stop)
     print(f"avsep app: open {app.url}   (Ctrl-C to stop; temporary files in {app.workdir})", flush=True)
     try:
         app.server.serve_forever()
@@ -140,10 +143,10 @@ def run(options: AppOptions) -> int:
     finally:
         # No second Ctrl-C or SIGTERM in the middle of the cleanup: it takes a moment only.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             app.close()
         finally:
             signal.signal(signal.SIGTERM, previous)
-            signal.signal(signal.SIGINT, interrupt)
+            signal.signal(signal.SIGINT, previous_interrupt)
     return 0

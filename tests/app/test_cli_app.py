@@ -32,7 +32,10 @@ def test_stopping_the_app_removes_its_temporary_files(tiny_app_checkpoint, tmp_p
     process = subprocess.Popen([PYTHON, "-m", "avsep", "app", "--checkpoint", str(tiny_app_checkpoint), "--port", "0",
                                 "--host", host, "--no-detect", "--device", "cpu"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "TMPDIR": str(temp)})
+                               env={**os.environ, "TMPDIR": str(temp)},
+                               # Started with SIGINT ignored, as a script's background job is: the app
+                               # must still stop on it.
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         line = process.stdout.readline()
         assert line.startswith("avsep app: open http://127.0.0.1:"), line + process.stderr.read()
