@@ -62,9 +62,14 @@ class Scene:
     def boxes(self) -> list[list[list[int]]]:
         """Per source, per frame: the box of the instrument's drawn pixels in the frame
         (``[x0, y0, x1, y1]``), grown by the pixels resampling and blur spread them."""
+        per_frame = [self.boxes_at(i) for i in range(self.n_frames)]
+        return [[boxes[k] for boxes in per_frame] for k in range(len(self.sources))]
+
+    def boxes_at(self, i: int) -> list[list[int]]:
+        """Per source, its box in frame ``i`` (``boxes()[k][i]``), for one frame alone: a single
+        training frame of a long clip (the test detector's data) needs no other frame's boxes."""
         margin = 1 + self.sensor.spread
-        return [[to_frame(layer.bbox(i), self.camera[i], self.size, margin) for i in range(self.n_frames)]
-                for _, layer in self.sources]
+        return [to_frame(layer.bbox(i), self.camera[i], self.size, margin) for _, layer in self.sources]
 
 
 def union_box(boxes: Sequence[Sequence[int]]) -> list[int]:
