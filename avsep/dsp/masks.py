@@ -40,12 +40,15 @@ def _per_bin_loss(logits: Tensor, targets: Tensor, cfg: Config) -> Tensor:
     return (pred - targets).abs() if cfg.loss == "l1" else (pred - targets) ** 2
 
 
+def _weighted_loss(logits: Tensor, targets: Tensor, cfg: Config, weight: Tensor | None) -> Tensor:
+    """The per-bin loss, times the bin weights where the configuration weights the loss."""
+    per_bin = _per_bin_loss(logits, targets, cfg)
+    return per_bin * weight if weight is not None and cfg.weighted_loss else per_bin
+
+
 def mask_loss(logits: Tensor, targets: Tensor, cfg: Config, weight: Tensor | None = None) -> Tensor:
     """The training loss between predicted mask logits and target masks, both (B, N, F, T)."""
-    per_bin = _per_bin_loss(logits, targets, cfg)
-    if weight is not None and cfg.weighted_loss:
-        per_bin = per_bin * weight
-    return per_bin.mean()
+    return _weighted_loss(logits, targets, cfg, weight).mean()
 
 
 def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config, weight: Tensor | None = None) -> Tensor:
@@ -74,10 +77,8 @@ def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config,
         loss = mask_loss(strongest, targets, cfg, weight)
     silent = owner.reshape(batch, cells) < 0
     if silent.any():
-        per_bin = _per_bin_loss(cell_logits[silent], torch.zeros_like(cell_logits[silent]), cfg)
-        if weight is not None and cfg.weighted_loss:
-            per_bin = per_bin * weight[silent.nonzero()[:, 0], 0]
-        loss = loss + per_bin.mean()
+        quiet, quiet_weight = cell_logits[silent], None if weight is None else weight[silent.nonzero()[:, 0], 0]
+        loss = loss + _weighted_loss(quiet, torch.zeros_like(quiet), cfg, quiet_weight).mean()
     return loss
 
 
@@ -94,9 +95,7 @@ def _best_cell_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Co
     """
     losses = []
     for n in range(targets.shape[1]):
-        per_bin = _per_bin_loss(cell_logits, targets[:, n:n + 1].expand_as(cell_logits), cfg)
-        if weight is not None and cfg.weighted_loss:
-            per_bin = per_bin * weight
+        per_bin = _weighted_loss(cell_logits, targets[:, n:n + 1].expand_as(cell_logits), cfg, weight)
         per_cell = per_bin.mean(dim=(2, 3)).masked_fill(owner != n, torch.inf)     # (B, C)
         losses.append(per_cell.amin(dim=1))
     return torch.stack(losses, dim=1).mean()

@@ -216,13 +216,6 @@ def scene_frame(labels: Sequence[str], size: tuple[int, int], rng: np.random.Gen
     return scene.frame(i), [TrueObject(label, tuple(box)) for label, box in zip(labels, scene.boxes_at(i))]
 
 
-def scene_frames(labels: Sequence[str], n: int, seed: int,
-                 pool: str = POOL) -> list[tuple[np.ndarray, list[TrueObject]]]:
-    """``n`` generated frames of ``scene_size``, each with 1 to 3 players of ``labels``."""
-    rng = np.random.default_rng(seed)
-    return [scene_frame(some_labels(labels, rng), scene_size(rng), rng, pool) for _ in range(n)]
-
-
 def scene_images(labels: Sequence[str], n: int, seed: int) -> list[tuple[np.ndarray, list[TrueObject]]]:
     """``n`` training images of generated scenes: a solo-sized frame, or two ensemble-sized
     frames one above the other. ultralytics pads every training image to a square, so a pair of

@@ -90,7 +90,7 @@ def test_contrast_loss_gives_gradients_to_both_networks():
     assert vectors.grad.abs().sum() > 0 and sound.grad.abs().sum() > 0
 
 
-def _split_sources(cfg: Config):
+def _split_sources():
     """Two sources, one cell each in view 0/1, whose targets each cover half of the bins."""
     targets = torch.zeros(1, 2, 4, 4)
     targets[0, 0, :2], targets[0, 1, 2:] = 1.0, 1.0
@@ -102,7 +102,7 @@ def test_bin_mil_lets_two_cells_share_a_source_but_cell_mil_does_not():
     from avsep.dsp.masks import pixel_loss
 
     cfg = Config.preset("small").replace(pixel_loss=1.0)
-    targets, owner = _split_sources(cfg)
+    targets, owner = _split_sources()
     # Source 0's two cells each explain half of its bins (the low and the high ones): the
     # bin-wise maximum is perfect, but no single cell gives the whole mask.
     halves = torch.full((1, 4, 4, 4), -10.0)
@@ -120,7 +120,7 @@ def test_cell_mil_trains_only_the_best_cell_of_each_source():
     from avsep.dsp.masks import pixel_loss
 
     cfg = Config.preset("small").replace(pixel_loss=1.0, pixel_mil="cell")
-    targets, owner = _split_sources(cfg)
+    targets, owner = _split_sources()
     logits = torch.randn(1, 4, 4, 4)
     logits[0, 1] = (targets[0, 0] * 2 - 1) * 3     # cell 1 is source 0's best
     logits.requires_grad_(True)

@@ -147,4 +147,3 @@ def test_a_point_stands_for_the_3x3_cells_around_it(tmp_path):
     assert np.allclose(analysis.separate(point=point), analysis.separate(box=block), atol=1e-6)
     assert np.allclose(analysis.separate(point=point, radius=0), analysis.separate(box=single), atol=1e-6)
     assert not np.allclose(analysis.separate(point=point), analysis.separate(point=point, radius=0), atol=1e-3)
-
