@@ -28,6 +28,7 @@ from avsep.evaluation.heldout import format_report, generalization_report  # noq
 from avsep.evaluation.tables import json_safe  # noqa: E402
 from avsep.synth.demo import prepare_demo  # noqa: E402
 from avsep.training.trainer import Trainer  # noqa: E402
+from avsep.utils import atomic_write_text  # noqa: E402
 
 
 def main() -> None:
@@ -68,7 +69,7 @@ def main() -> None:
     for key in ("in_distribution", "held_out"):
         report[key].pop("items", None)
     suffix = "" if args.radius is None else f"_radius{args.radius}"
-    (run / f"generalization{suffix}.json").write_text(json.dumps(json_safe(report), indent=2))
+    atomic_write_text(run / f"generalization{suffix}.json", json.dumps(json_safe(report), indent=2))
     print(f"\n{args.name}: {state['step']} steps, {state['seconds'] / 60:.1f} min of training, "
           f"best.pt from step {state['best_step']}; overrides: {' '.join(args.overrides) or 'none'}")
     print(format_report(report))
