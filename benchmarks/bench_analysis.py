@@ -5,7 +5,8 @@
 For the ``sop`` and ``small`` presets (untrained weights unless a checkpoint is given: speed does
 not depend on the weights), on generated 10 s and 60 s 640x360 videos:
 
-* ``analyze``: wall time and how many times faster than real time (target: >= 5x at ``sop``);
+* ``analyze``: wall time and how many times faster than real time (target: >= 5x at ``sop``),
+  with fine energy-map grids (the default: four more vision passes per frame) and coarse ones;
 * queries after analysis: point and box latency, median and p95 over 40 queries each
   (targets: p95 <= 50 ms for a 10 s video, <= 200 ms for 60 s);
 * memory the analysis holds, per minute of video (tensors it keeps), and the process's peak RSS.
@@ -40,6 +41,7 @@ def make_video(folder: Path, seconds: float) -> Path:
 
 def held_bytes(analysis) -> int:
     tensors = [analysis.sound, analysis.mix_spec, analysis.grids]
+    tensors += [] if analysis.map_grids is None else [analysis.map_grids]
     arrays = [analysis.mixture, analysis.input_mixture, analysis.gains, analysis.starts]
     return sum(t.numel() * t.element_size() for t in tensors) + sum(a.nbytes for a in arrays)
 
@@ -66,26 +68,27 @@ def main() -> None:
     parser.add_argument("--checkpoint-small", type=Path)
     parser.add_argument("--checkpoint-sop", type=Path)
     parser.add_argument("--lengths", type=float, nargs="+", default=[10.0, 60.0])
+    parser.add_argument("--map-grids", nargs="+", choices=["fine", "coarse"], default=["fine", "coarse"])
     args = parser.parse_args()
     torch.set_num_threads(2)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         videos = {seconds: make_video(folder, seconds) for seconds in args.lengths}
-        print(f"{'preset':<7}{'video':>7}{'analyze':>10}{'x real time':>13}{'point p50/p95 ms':>19}"
+        print(f"{'preset':<7}{'maps':<7}{'video':>7}{'analyze':>10}{'x real time':>13}{'point p50/p95 ms':>19}"
               f"{'box p50/p95 ms':>17}{'MB per minute':>15}")
         for preset, given in (("small", args.checkpoint_small), ("sop", args.checkpoint_sop)):
             separator = Separator.from_checkpoint(checkpoint_for(preset, folder, given), device="cpu")
-            for seconds, video in videos.items():
+            for grid, (seconds, video) in ((g, v) for g in args.map_grids for v in videos.items()):
                 began = time.perf_counter()
-                analysis = separator.analyze(video, progress=False)
+                analysis = separator.analyze(video, progress=False, map_grid=grid)
                 took = time.perf_counter() - began
                 points = [dict(point=(float(rng.uniform(0, 640)), float(rng.uniform(0, 360)))) for _ in range(40)]
                 boxes = [dict(box=(x, y, x + 160, y + 120)) for x, y in rng.uniform(0, 200, (40, 2))]
                 p50, p95 = latency(analysis, points)
                 b50, b95 = latency(analysis, boxes)
                 per_minute = held_bytes(analysis) / 2 ** 20 * 60 / seconds
-                print(f"{preset:<7}{seconds:>6g}s{took:>9.2f}s{seconds / took:>12.1f}x{p50:>10.1f}/{p95:<8.1f}"
+                print(f"{preset:<7}{grid:<7}{seconds:>6g}s{took:>9.2f}s{seconds / took:>12.1f}x{p50:>10.1f}/{p95:<8.1f}"
                       f"{b50:>8.1f}/{b95:<8.1f}{per_minute:>14.1f}", flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process: {peak:.0f} MB (torch {torch.__version__}, {torch.get_num_threads()} threads)")

@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="training step budget")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--per-label", type=int, default=16)
+    parser.add_argument("--train-seconds", type=float, default=8.0, help="length of the training-pool videos")
     parser.add_argument("--heldout-per-label", type=int, default=6)
     parser.add_argument("--duets", type=int, default=12)
     parser.add_argument("--pairs", type=int, default=100)
@@ -46,11 +47,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--radius", type=int, help="score clicks with this point neighbourhood in cells "
                         "(default: the library's, 1); rescoring a trained run does not train it again")
+    parser.add_argument("--map-grid", choices=["fine", "coarse"], default="fine",
+                        help="grid of the energy maps that pointing scores (rescoring does not train again)")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
     demo = prepare_demo(args.workdir, per_label=args.per_label, heldout_per_label=args.heldout_per_label,
-                        duets=args.duets, seed=args.seed, workers=args.workers, verbose=False)
+                        duets=args.duets, seed=args.seed, workers=args.workers, verbose=False,
+                        train_seconds=args.train_seconds)
     run = args.workdir / "runs" / args.name
     cfg = Config.preset("small").with_overrides(args.overrides)
     if not (run / "best.pt").exists():
@@ -60,15 +64,16 @@ def main() -> None:
         state = Trainer(cfg, demo.data / "train.csv", demo.data / "val.csv", run, settings).fit()
         print(f"trained {state.step} steps in {state.seconds / 60:.1f} min of training "
               f"({(time.monotonic() - began) / 60:.1f} min wall)")
-    query = {} if args.radius is None else {"radius": args.radius}
+    query = {"map_grid": args.map_grid, **({} if args.radius is None else {"radius": args.radius})}
     report = generalization_report(run / "best.pt", demo.data / "val.csv", demo.heldout_index, demo.duets,
                                    pairs=args.pairs, **query)
     state = torch.load(run / "last.pt", weights_only=True)["train_state"]
     report["run"] = {"name": args.name, "overrides": args.overrides, "steps": state["step"], "radius": args.radius,
+                     "map_grid": args.map_grid,
                      "train_minutes": state["seconds"] / 60, "best_step": state["best_step"]}
     for key in ("in_distribution", "held_out"):
         report[key].pop("items", None)
-    suffix = "" if args.radius is None else f"_radius{args.radius}"
+    suffix = ("" if args.radius is None else f"_radius{args.radius}") + ("" if args.map_grid == "fine" else f"_{args.map_grid}")
     atomic_write_text(run / f"generalization{suffix}.json", json.dumps(json_safe(report), indent=2))
     print(f"\n{args.name}: {state['step']} steps, {state['seconds'] / 60:.1f} min of training, "
           f"best.pt from step {state['best_step']}; overrides: {' '.join(args.overrides) or 'none'}")

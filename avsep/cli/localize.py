@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-detect", action="store_true", help="heatmap only, no detector")
     parser.add_argument("--fps", type=float, default=8.0, help="frames per second of heatmap.mp4 (default: 8)")
     parser.add_argument("--max-side", type=int, default=640, help="longer side of heatmap.mp4 in pixels")
+    parser.add_argument("--map-grid", choices=["fine", "coarse"], default="fine",
+                        help="heatmap grid: fine (half the network's stride, default) or coarse (a fifth of the "
+                             "vision work; see docs/separating.md)")
 
 
 def detector_or_none(args: argparse.Namespace):
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.fps <= 0 or args.max_side < 16:
         raise AvsepError("--fps must be positive and --max-side at least 16")
     detector = detector_or_none(args)
-    analysis = analyze(args)
+    analysis = analyze(args, map_grid=args.map_grid)
     objects, residual = [], None
     if detector is not None:
         detect_objects(analysis, detector)

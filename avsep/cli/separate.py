@@ -52,13 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a point also selects the grid cells within this many cells of it (default: 1)")
 
 
-def analyze(args: argparse.Namespace):
+def analyze(args: argparse.Namespace, map_grid: str = "coarse"):
+    """The analysis of ``args.video``; separating needs no energy maps, hence the coarse default."""
     from avsep.inference import Separator
 
     if not args.video.is_file():
         raise AvsepError(f"{args.video}: video not found")
     separator = Separator.from_checkpoint(args.checkpoint, args.device)
-    return separator.analyze(args.video, args.start, args.duration, progress=not args.json)
+    return separator.analyze(args.video, args.start, args.duration, progress=not args.json, map_grid=map_grid)
 
 
 def check_regions_early(video: Path, regions: list) -> None:

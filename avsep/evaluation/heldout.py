@@ -19,14 +19,16 @@ from avsep.evaluation.evaluate import evaluate
 from avsep.evaluation.localization import summarize_localization
 
 
-def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = False, **query: Any) -> dict[str, Any]:
-    """Clicks and pointing on generated duets: median click SDR, the mixture's, and pointing stats."""
+def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = False, map_grid: str = "fine",
+                   **query: Any) -> dict[str, Any]:
+    """Clicks and pointing on generated duets: median click SDR, the mixture's, and pointing stats.
+    ``map_grid`` is the grid of the energy maps that pointing scores (:meth:`Separator.analyze`)."""
     from avsep.inference import Separator
 
     separator = Separator.from_checkpoint(checkpoint, device="cpu")
     sdr, mixture_sdr, hits, cious, matched, per_duet = [], [], [], [], [], []
     for entry in duets:
-        analysis = separator.analyze(entry["video"], progress=False)
+        analysis = separator.analyze(entry["video"], progress=False, map_grid=map_grid)
         clicks = score_clicks(analysis, entry, **query)
         pointing = score_pointing(analysis, entry)
         sdr += clicks["SDR"]
@@ -50,8 +52,8 @@ def generalization_report(checkpoint: str | Path, val_index: str | Path, heldout
                           duets: list[dict], pairs: int = 100, progress: bool = False,
                           report_dir: str | Path | None = None, **query: Any) -> dict[str, Any]:
     """In-distribution and held-out figures of one checkpoint (see the module docstring); an HTML
-    report of the held-out pairs goes to ``report_dir`` if given. ``query`` (``radius``, ``pool``)
-    goes to the clicks (:meth:`Analysis.separate`)."""
+    report of the held-out pairs goes to ``report_dir`` if given. ``query`` (``map_grid``, ``radius``,
+    ``pool``) goes to the duets (:func:`evaluate_duets`)."""
     in_dist = evaluate(checkpoint, val_index, pairs=pairs, progress=progress)
     held_out = evaluate(checkpoint, heldout_index, pairs=pairs, oracle="ibm", progress=progress,
                         report_dir=report_dir)

@@ -8,8 +8,9 @@ loudness gain. A query (a point, a box, a box that moves, a tracked object) then
 matrix product per window and an inverse STFT, with no network run.
 
 Memory grows with the video's length, not its resolution. Per minute of video, at the ``small``
-preset: about 42 MB of audio features, 21 MB of mixture STFT and 3 MB of visual grids; at
-``sop``, about 340, 42 and 2 MB (docs/separating.md has the measurement).
+preset: about 42 MB of audio features, 21 MB of mixture STFT and 3 MB of visual grids (four
+times that again for the fine grids of the energy maps); at ``sop``, about 340, 42 and 2 MB
+(docs/separating.md has the measurement).
 
 Windows are ``audio_len`` long and ``audio_len // 2`` apart; each is separated on its own (at
 ``target_rms``, then scaled back) and neighbours are cross-faded with triangular weights, so
@@ -66,6 +67,10 @@ class Analysis:
     source: object = None         # the video path or VideoClip, to read frames again when needed
     start: float = 0.0            # where the analysed part begins in the video, seconds
     padded_seconds: float = 0.0   # silence appended to reach one window
+    # (M, K, 2h, 2w) grids at half the stride for the energy maps (Separator.analyze's map_grid),
+    # or None: the maps then use `grids`. Queries always use `grids`: selecting cells of the fine
+    # grid clicked worse on one trained model of three (docs/separating.md).
+    map_grids: Tensor | None = None
     tracks: dict = field(default_factory=dict)
     pool: str = "vector"          # default way of pooling the cells of a box
     # A point stands for the object under it: its cell and the neighbours within `radius` cells,
@@ -154,13 +159,14 @@ class Analysis:
     def energy_map(self, time: float, resolution: str = "frame") -> np.ndarray:
         """The share of the sound around ``time`` that each place's mask keeps, in [0, 1].
 
-        Returns (H, W) at the frame's resolution (bilinear from the grid), or (h, w) with
-        ``resolution="grid"``.
+        Returns (H, W) at the frame's resolution (bilinear from the grid), or the grid itself with
+        ``resolution="grid"``: (2h, 2w) when the analysis kept fine map grids, else (h, w).
         """
         f = int(np.argmin(np.abs(self.frame_times - time)))
         w = int(np.argmin(np.abs(self.window_centres() - time)))
         with torch.no_grad():
-            logits = self.model.synthesizer.per_pixel(self.grids[f][None], self.sound[w][None])[0]
+            grid = self.grids[f] if self.map_grids is None else self.map_grids[f]
+            logits = self.model.synthesizer.per_pixel(grid[None], self.sound[w][None])[0]
             energy = warp(self.mix_spec[w].abs(), self.cfg) ** 2            # (F, T)
             centre = (time * self.sample_rate - self.starts[w]) / self.cfg.stft_hop
             half = 0.5 * self.sample_rate / self.cfg.stft_hop               # half a second of frames

@@ -35,6 +35,7 @@ from avsep.models.checkpoint import load_model
 from avsep.utils import pick_device
 
 log = logging.getLogger("avsep")
+MAP_GRIDS = ("fine", "coarse")
 BATCH = 8  # windows or frames per forward pass: enough to keep the cores busy, little memory
 
 
@@ -82,7 +83,7 @@ class Separator:
 
     # --- analysis ------------------------------------------------------------------------------
     def analyze(self, video: str | Path | VideoClip, start: float | None = None, duration: float | None = None,
-                progress: bool = True, grid_fps: float = 2.0) -> Analysis:
+                progress: bool = True, grid_fps: float = 2.0, map_grid: str = "fine") -> Analysis:
         """Run the networks once over a video (a path or a :class:`VideoClip`) of any length and aspect.
 
         Args:
@@ -90,7 +91,14 @@ class Separator:
             progress: show a progress bar.
             grid_fps: also keep the visual grids of this many frames per second, beside those the
                 audio windows use, for heatmaps and boxes that move.
+            map_grid: the grid of the energy maps. ``fine`` (default): half the network's stride,
+                from four more vision passes on frames rolled by a quarter cell
+                (:meth:`SoundOfPixels.fine_visual_grid`); it pointed at sounding players more
+                often on held-out duets (docs/separating.md). ``coarse``: the network's own grid,
+                a fifth of the vision work. Queries always use the network's own grid.
         """
+        if map_grid not in MAP_GRIDS:
+            raise AvsepError(f"map_grid={map_grid!r}: choose one of {', '.join(MAP_GRIDS)}")
         audio, rate, frames, fps, source, size = self._open(video, start or 0.0, duration)
         mixture = resample(audio, rate, self.cfg.sample_rate)
         padded_seconds = self._pad_note(len(mixture), source)
@@ -104,7 +112,7 @@ class Separator:
         bar = tqdm(total=len(starts) + len(wanted), desc="analyze", unit="step", disable=not progress,
                    dynamic_ncols=True)
         sound, spec, gains = self._audio_features(mixture, starts, bar)
-        kept, grids, first_size = self._visual_grids(frames, fps, wanted, bar)
+        kept, (grids, map_grids), first_size = self._visual_grids(frames, fps, wanted, bar, map_grid == "fine")
         size = size or first_size
         bar.close()
         position = {frame: k for k, frame in enumerate(kept)}
@@ -112,7 +120,7 @@ class Separator:
         return Analysis(self.model, self.cfg, starts, gains, sound, spec, np.array(kept) / self.cfg.frame_rate,
                         grids, window_frames, mixture, audio.astype(np.float32), rate, size,
                         source=video if isinstance(video, VideoClip) else source, start=start or 0.0,
-                        padded_seconds=padded_seconds)
+                        padded_seconds=padded_seconds, map_grids=map_grids)
 
     def _open(self, video, start: float, duration: float | None):
         """Audio at its own rate, a frame iterator, its fps, a name and the frame size (W, H) if
@@ -171,9 +179,10 @@ class Separator:
         return torch.cat(sounds), torch.cat(specs), np.concatenate(gains)
 
     @torch.no_grad()
-    def _visual_grids(self, frames: Iterable, fps: float, wanted: list[int], bar):
+    def _visual_grids(self, frames: Iterable, fps: float, wanted: list[int], bar, fine: bool):
         """Grids of the wanted frames (indices at the model's frame rate); returns the indices kept,
-        (M, K, h, w) grids and the original frame size (W, H)."""
+        the (M, K, h, w) grids with the (M, K, 2h, 2w) fine grids (None unless ``fine``), and the
+        original frame size (W, H)."""
         times = {i: i / self.cfg.frame_rate for i in wanted}
         kept, batch, grids, size = [], [], [], None
         targets = iter(sorted(times.items()))
@@ -185,21 +194,22 @@ class Separator:
                 batch.append(normalize_pixels(np.asarray(to_model_scale(image, self.cfg))))
                 target = next(targets, None)
                 if len(batch) == BATCH:
-                    grids.append(self._grid_batch(batch, bar))
+                    grids.append(self._grid_batch(batch, bar, fine))
                     batch = []
             if target is None:
                 break
         if batch:
-            grids.append(self._grid_batch(batch, bar))
+            grids.append(self._grid_batch(batch, bar, fine))
         if not kept:
             raise AvsepError("the video has no frames in the part asked for")
         bar.update(len(wanted) - len(kept))
-        return kept, torch.cat(grids), size
+        coarse, finer = zip(*grids)
+        return kept, (torch.cat(coarse), torch.cat(finer) if fine else None), size
 
-    def _grid_batch(self, batch: list, bar) -> torch.Tensor:
+    def _grid_batch(self, batch: list, bar, fine: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         pixels = torch.from_numpy(np.stack(batch)[:, :, None]).to(self.device)   # (B, 3, 1, H, W)
         bar.update(len(batch))
-        return self.model.visual_grid(pixels)
+        return self.model.visual_grid(pixels), self.model.fine_visual_grid(pixels) if fine else None
 
     # --- one-call conveniences ------------------------------------------------------------------
     def separate(self, video: str | Path | VideoClip | Analysis, regions: Sequence[Region],

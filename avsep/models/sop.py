@@ -47,6 +47,26 @@ class SoundOfPixels(nn.Module):
         """Activated visual vectors per cell, pooled over time: (B, 3, T, H, W) -> (B, K, h, w)."""
         return self.frame_net(frames)
 
+    def fine_visual_grid(self, frames: Tensor) -> Tensor:
+        """The visual grid at half the stride: (B, 3, T, H, W) -> (B, K, 2h, 2w).
+
+        The vision network runs on four copies of the frames rolled by a quarter of a cell along
+        each axis, and their grids are interleaved: cell (i, j) of the result is centred on pixel
+        ((i + 0.5) * stride / 2, (j + 0.5) * stride / 2), as a grid of stride / 2 would be. With
+        circular padding the roll wraps nothing the network did not already see, and rolling the
+        frame by half a cell shifts this grid by exactly one cell. Costs four vision passes.
+        """
+        q = self.cfg.visual_stride // 4
+        grids = {(dy, dx): self.visual_grid(torch.roll(frames, (dy, dx), dims=(-2, -1)))
+                 for dy in (q, -q) for dx in (q, -q)}
+        batch, channels, h, w = grids[(q, q)].shape
+        fine = grids[(q, q)].new_empty(batch, channels, 2 * h, 2 * w)
+        # Rolling by +q moves the picture down/right, so cell i then sees pixels centred q before
+        # its own centre: the even rows/columns of the fine grid; rolling by -q the odd ones.
+        for (dy, dx), grid in grids.items():
+            fine[..., int(dy < 0)::2, int(dx < 0)::2] = grid
+        return fine
+
     def view_grids(self, frames: Tensor) -> Tensor:
         """The grids of every view of a batch of mixtures: (B, N, 3, T, H, W) -> (B, N, K, h, w)."""
         batch, num = frames.shape[:2]

@@ -17,8 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from avsep.data.preprocess import format_summary, preprocess
+from avsep.config import Config
+from avsep.data.preprocess import DEFAULT_MIN_SECONDS, format_summary, preprocess
 from avsep.errors import AvsepError
+
+
+# One clip of the `small` preset, which the demo trains: the shortest training video it can use.
+SMALL_CLIP_SECONDS = Config.preset("small").audio_len / Config.preset("small").sample_rate
 
 
 @dataclass
@@ -30,20 +35,26 @@ class DemoData:
 
 def prepare_demo(workdir: str | Path, labels: Sequence[str] | None = None, per_label: int = 16,
                  heldout_per_label: int = 6, duets: int = 12, seconds: float = 8.0, seed: int = 0,
-                 workers: int = 2, verbose: bool = True) -> DemoData:
-    """Generate and preprocess the demo data (see the module docstring)."""
+                 workers: int = 2, verbose: bool = True, train_seconds: float | None = None) -> DemoData:
+    """Generate and preprocess the demo data (see the module docstring).
+
+    ``seconds`` is the length of the held-out videos and duets; ``train_seconds`` (default: the
+    same) that of the training-pool videos, which need only be one clip of the ``small`` preset
+    long (3 s): many short videos show the vision network more scenes for the same cost.
+    """
+    train_seconds = seconds if train_seconds is None else train_seconds
     from avsep.synth import load_duets, make_duets, make_solo_collection
 
     work = Path(workdir)
     check_heldout_names(work / "heldout_videos")
-    make_solo_collection(work / "videos", labels=labels, videos_per_label=per_label, seconds=seconds, seed=seed,
-                         workers=workers, pool="train")
+    make_solo_collection(work / "videos", labels=labels, videos_per_label=per_label, seconds=train_seconds,
+                         seed=seed, workers=workers, pool="train")
     make_solo_collection(work / "heldout_videos", labels=labels, videos_per_label=heldout_per_label, seconds=seconds,
                          seed=seed + 1, workers=workers, pool="test")
     make_duets(work / "duets", pairs=None, count=duets, seconds=seconds, seed=seed + 2, pool="test",
                labels=labels)
     summary = preprocess(work / "videos", work / "data", workers=workers, val_frac=0.15, test_frac=0.15,
-                         seed=seed, progress=verbose)
+                         seed=seed, progress=verbose, min_seconds=min(DEFAULT_MIN_SECONDS, SMALL_CLIP_SECONDS))
     if verbose:
         print(format_summary(summary))
     held = preprocess(work / "heldout_videos", work / "heldout", workers=workers, val_frac=0.0, test_frac=0.0,

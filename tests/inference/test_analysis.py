@@ -88,7 +88,10 @@ def test_cells_follow_the_frame_for_any_aspect(tmp_path):
         short = min(size)
         assert (w, h) == (round(size[0] * 112 / short / 16), round(size[1] * 112 / short / 16))
         assert analysis.energy_map(1.0).shape == (size[1], size[0])
-        assert analysis.energy_map(1.0, resolution="grid").shape == (h, w)
+        assert analysis.energy_map(1.0, resolution="grid").shape == (2 * h, 2 * w), "fine maps by default"
+        coarse = separator(tmp_path, bias=0.0).analyze(clip(size=size, seconds=4), progress=False, map_grid="coarse")
+        assert coarse.grid_shape == (h, w) and coarse.map_grids is None
+        assert coarse.energy_map(1.0, resolution="grid").shape == (h, w)
 
 
 def test_a_moving_box_selects_each_frames_own_cells(tmp_path):
@@ -147,3 +150,11 @@ def test_a_point_stands_for_the_3x3_cells_around_it(tmp_path):
     assert np.allclose(analysis.separate(point=point), analysis.separate(box=block), atol=1e-6)
     assert np.allclose(analysis.separate(point=point, radius=0), analysis.separate(box=single), atol=1e-6)
     assert not np.allclose(analysis.separate(point=point), analysis.separate(point=point, radius=0), atol=1e-3)
+
+
+def test_fine_maps_leave_queries_alone_and_an_unknown_map_grid_is_a_clear_error(tmp_path):
+    sep = separator(tmp_path, seed=3)
+    fine, coarse = (sep.analyze(clip(seconds=4), progress=False, map_grid=g) for g in ("fine", "coarse"))
+    np.testing.assert_allclose(fine.separate(point=(100, 60)), coarse.separate(point=(100, 60)), atol=1e-6)
+    with pytest.raises(AvsepError, match="map_grid='medium': choose one of fine, coarse"):
+        sep.analyze(clip(seconds=4), progress=False, map_grid="medium")

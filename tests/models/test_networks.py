@@ -127,6 +127,23 @@ def test_circular_padding_makes_the_grid_shift_with_the_picture():
         assert same == equivariant, padding
 
 
+def test_the_fine_grid_shifts_by_one_cell_when_the_picture_shifts_by_half_a_cell():
+    torch.manual_seed(0)
+    model = SoundOfPixels(Config.preset("small").replace(channels=8, resnet_width=8)).eval()
+    half = model.cfg.visual_stride // 2
+    frames = torch.randn(1, 3, 1, 112, 160)
+    with torch.no_grad():
+        fine = model.fine_visual_grid(frames)
+        moved = model.fine_visual_grid(torch.roll(frames, (half, -half), dims=(-2, -1)))
+        coarse = model.visual_grid(frames)
+        quarter = model.visual_grid(torch.roll(frames, (half // 2, half // 2), dims=(-2, -1)))
+    assert fine.shape == (1, 8, 14, 20) and coarse.shape == (1, 8, 7, 10)
+    # The network is equivariant to rolls of whole cells; the fine grid adds half cells.
+    torch.testing.assert_close(moved, torch.roll(fine, (1, -1), dims=(-2, -1)), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(fine[..., 0::2, 0::2], quarter)
+    assert not torch.allclose(fine[..., 1::2, 1::2], coarse, atol=1e-3), "odd cells see other pixels"
+
+
 @pytest.mark.parametrize("padding", ["reflect", "replicate"])
 def test_other_paddings_keep_the_grid_size(padding):
     net = FrameNet(channels=8, width=16, padding=padding).eval()

@@ -169,3 +169,17 @@ def test_demo_refuses_old_style_held_out_names(tmp_path):
     with pytest.raises(AvsepError, match="named as by an older avsep"):
         prepare_demo(tmp_path, per_label=3, heldout_per_label=2, duets=1)
     assert not (tmp_path / "videos").exists()  # refused before generating anything
+
+
+def test_demo_keeps_training_videos_one_small_clip_long(tmp_path):
+    from avsep.data.decode import wav_info
+    from avsep.data.index import read_index
+    from avsep.synth.demo import prepare_demo
+
+    demo = prepare_demo(tmp_path, labels=["violin", "drum"], per_label=3, heldout_per_label=2, duets=1,
+                        seconds=4.0, train_seconds=3.5, workers=1, verbose=False)
+    indexes = [demo.data / f"{split}.csv" for split in ("train", "val", "test")]
+    rows = [row for index in indexes if index.read_text().strip() for row in read_index(index)]
+    assert len(rows) == 6, "3.5 s videos hold one 2.97 s clip of the small preset: none is skipped"
+    rate, samples = wav_info(rows[0].audio)
+    assert abs(samples / rate - 3.5) < 0.1
