@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--radius", type=int, help="score clicks with this point neighbourhood in cells "
                         "(default: the library's, 1); rescoring a trained run does not train it again")
-    parser.add_argument("--map-grid", choices=["fine", "coarse"], default="fine",
+    parser.add_argument("--map-grid", choices=["fine", "coarse"], default="fine",  # small: fine by default too
                         help="grid of the energy maps that pointing scores (rescoring does not train again)")
     args = parser.parse_args()
     torch.set_num_threads(2)

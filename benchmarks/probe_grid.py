@@ -42,7 +42,7 @@ def main() -> None:
     np.set_printoptions(precision=2, linewidth=200, suppress=True)
     separator = Separator.from_checkpoint(args.checkpoint, device="cpu")
     for duet in load_duets(args.duets)[:args.count]:
-        analysis = separator.analyze(duet["video"], progress=False)
+        analysis = separator.analyze(duet["video"], progress=False, map_grid="coarse")  # maps on the vectors' grid
         share = analysis.energy_map(args.time, resolution="grid")
         frame = int(np.argmin(np.abs(analysis.frame_times - args.time)))
         grid = analysis.grids[frame]

@@ -77,6 +77,10 @@ def main() -> None:
     args = parser.parse_args()
     model, cfg, _ = load_model(args.checkpoint)
     train, val = read_index(args.data / "train.csv"), read_index(args.data / "val.csv")
+    for name, rows in (("train.csv", train), ("val.csv", val)):
+        counts = {label: sum(r.label == label for r in rows) for label in {r.label for r in rows}}
+        if len(counts) < 2 or min(counts.values()) < 2:
+            sys.exit(f"{args.data / name}: needs 2 labels or more and 2 videos of each; has {counts}")
     rng = np.random.default_rng(0)
     cases = [("train audio, own frames", train, None), ("train audio, other train frames", train, train),
              ("train audio, val frames", train, val), ("val audio, own frames", val, None),

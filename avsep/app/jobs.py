@@ -45,8 +45,8 @@ class ReportingSeparator(Separator):
     def _audio_features(self, mixture, starts, bar):
         return super()._audio_features(mixture, starts, _ReportingBar(bar, self._advance))
 
-    def _visual_grids(self, frames, fps, wanted, bar):
-        return super()._visual_grids(frames, fps, wanted, _ReportingBar(bar, self._advance))
+    def _visual_grids(self, frames, fps, wanted, bar, fine):
+        return super()._visual_grids(frames, fps, wanted, _ReportingBar(bar, self._advance), fine)
 
     def _advance(self, steps: int, total: int | None) -> None:
         self._done += steps

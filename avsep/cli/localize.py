@@ -23,9 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-detect", action="store_true", help="heatmap only, no detector")
     parser.add_argument("--fps", type=float, default=8.0, help="frames per second of heatmap.mp4 (default: 8)")
     parser.add_argument("--max-side", type=int, default=640, help="longer side of heatmap.mp4 in pixels")
-    parser.add_argument("--map-grid", choices=["fine", "coarse"], default="fine",
-                        help="heatmap grid: fine (half the network's stride, default) or coarse (a fifth of the "
-                             "vision work; see docs/separating.md)")
+    parser.add_argument("--map-grid", choices=["fine", "coarse"],
+                        help="heatmap grid: fine (half the network's stride; the default for models with circular "
+                             "padding, as `small`) or coarse (a fifth of the vision work; the default for `sop`); "
+                             "see docs/separating.md")
 
 
 def detector_or_none(args: argparse.Namespace):

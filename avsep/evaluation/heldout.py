@@ -19,10 +19,11 @@ from avsep.evaluation.evaluate import evaluate
 from avsep.evaluation.localization import summarize_localization
 
 
-def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = False, map_grid: str = "fine",
+def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = False, map_grid: str | None = None,
                    **query: Any) -> dict[str, Any]:
     """Clicks and pointing on generated duets: median click SDR, the mixture's, and pointing stats.
-    ``map_grid`` is the grid of the energy maps that pointing scores (:meth:`Separator.analyze`)."""
+    ``map_grid`` is the grid of the energy maps that pointing scores (default: the model's, see
+    :meth:`Separator.analyze`)."""
     from avsep.inference import Separator
 
     separator = Separator.from_checkpoint(checkpoint, device="cpu")

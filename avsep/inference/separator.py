@@ -83,7 +83,7 @@ class Separator:
 
     # --- analysis ------------------------------------------------------------------------------
     def analyze(self, video: str | Path | VideoClip, start: float | None = None, duration: float | None = None,
-                progress: bool = True, grid_fps: float = 2.0, map_grid: str = "fine") -> Analysis:
+                progress: bool = True, grid_fps: float = 2.0, map_grid: str | None = None) -> Analysis:
         """Run the networks once over a video (a path or a :class:`VideoClip`) of any length and aspect.
 
         Args:
@@ -91,12 +91,17 @@ class Separator:
             progress: show a progress bar.
             grid_fps: also keep the visual grids of this many frames per second, beside those the
                 audio windows use, for heatmaps and boxes that move.
-            map_grid: the grid of the energy maps. ``fine`` (default): half the network's stride,
-                from four more vision passes on frames rolled by a quarter cell
+            map_grid: the grid of the energy maps. ``fine``: half the network's stride, from four
+                more vision passes on frames rolled by a quarter cell
                 (:meth:`SoundOfPixels.fine_visual_grid`); it pointed at sounding players more
                 often on held-out duets (docs/separating.md). ``coarse``: the network's own grid,
-                a fifth of the vision work. Queries always use the network's own grid.
+                a fifth of the vision work. Default: ``fine`` for models with circular padding
+                (the ``small`` preset), where the rolls are exact; ``coarse`` for zero-padded
+                ones (``sop``), where a roll moves the frame's border into the picture and the
+                larger vision network dominates the analysis time. Queries always use the
+                network's own grid.
         """
+        map_grid = map_grid or ("fine" if self.cfg.visual_padding == "circular" else "coarse")
         if map_grid not in MAP_GRIDS:
             raise AvsepError(f"map_grid={map_grid!r}: choose one of {', '.join(MAP_GRIDS)}")
         audio, rate, frames, fps, source, size = self._open(video, start or 0.0, duration)

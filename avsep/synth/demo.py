@@ -54,7 +54,7 @@ def prepare_demo(workdir: str | Path, labels: Sequence[str] | None = None, per_l
     make_duets(work / "duets", pairs=None, count=duets, seconds=seconds, seed=seed + 2, pool="test",
                labels=labels)
     summary = preprocess(work / "videos", work / "data", workers=workers, val_frac=0.15, test_frac=0.15,
-                         seed=seed, progress=verbose, min_seconds=min(DEFAULT_MIN_SECONDS, SMALL_CLIP_SECONDS))
+                         seed=seed, progress=verbose, min_seconds=shortest_training_video(train_seconds))
     if verbose:
         print(format_summary(summary))
     held = preprocess(work / "heldout_videos", work / "heldout", workers=workers, val_frac=0.0, test_frac=0.0,
@@ -64,6 +64,12 @@ def prepare_demo(workdir: str | Path, labels: Sequence[str] | None = None, per_l
     # With no val or test fraction every video is in train.csv: name it for what it is.
     shutil.copyfile(work / "heldout" / "train.csv", work / "heldout" / "all.csv")
     return DemoData(work / "data", work / "heldout" / "all.csv", load_duets(work / "duets"))
+
+
+def shortest_training_video(train_seconds: float) -> float | None:
+    """Preprocessing's ``min_seconds`` for the training pool: its default (one ``sop`` clip) for
+    videos that long, so that earlier workdirs are reused as they are, else one ``small`` clip."""
+    return None if train_seconds >= DEFAULT_MIN_SECONDS else SMALL_CLIP_SECONDS
 
 
 def check_heldout_names(folder: Path) -> None:

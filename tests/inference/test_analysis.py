@@ -133,7 +133,7 @@ def test_a_video_shorter_than_a_window_is_padded_and_said(tmp_path, caplog):
 
 def test_memory_holds_grids_not_frames(tmp_path):
     analysis = separator(tmp_path).analyze(clip(seconds=8, size=(1280, 720)), progress=False)
-    frame_bytes = analysis.grids.numel() * 4
+    frame_bytes = (analysis.grids.numel() + analysis.map_grids.numel()) * 4
     assert frame_bytes < 1280 * 720 * 3, "the analysis keeps small grids, not the 720p frames"
 
 
