@@ -22,8 +22,9 @@ import math
 import shutil
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +40,7 @@ from avsep.training.engine import (Precision, TrainingObjective, optimizer_step,
                                    resolve_precision, use_sync_bn, wrap_objective)
 from avsep.training.runlog import ProgressBar, RunLog
 from avsep.training.validation import validate_split
-from avsep.utils import pick_device
+from avsep.utils import clean_partials, pick_device
 
 log = logging.getLogger("avsep")
 
@@ -153,6 +154,7 @@ class Trainer:
                 self.precision.scaler.load_state_dict(resume_state["grad_scaler"])
             if self.dist.is_main:
                 reconcile_best(self.run_dir, resume_state)
+                clean_partials(self.run_dir)  # checkpoints a killed run was writing
         elif cfg.imagenet_pretrained and self.dist.is_main:
             # Other ranks get these weights from DDP's first broadcast (no concurrent downloads).
             self.model.frame_net.load_imagenet(allow_random=random_init)
@@ -173,13 +175,18 @@ class Trainer:
         self.model.train()
         return summary
 
-    def checkpoint(self, validate: bool = True) -> float | None:
-        """Validate (if asked), write last.pt, then best.pt if validation improved; returns the SDR.
+    def checkpoint(self, validate: bool = True, record: Callable[[float | None], None] | None = None) -> float | None:
+        """Validate (if asked), call ``record`` with the SDR, write last.pt, then best.pt if
+        validation improved; returns the SDR.
 
+        ``record`` writes the step's log row before the checkpoint: a kill between the two then
+        leaves a row past last.pt, which a resume trims, never a checkpoint whose row is missing.
         A model whose validation estimates are all silent never becomes best.pt.
         """
         summary = self.validate() if validate else None
         val_sdr = summary["model"]["SDR"]["median"] if summary else None
+        if record is not None:
+            record(val_sdr)
         improved = validate and (summary is None or (
             summary["silent_estimates"]["model"] < summary["sources_scored"] and val_sdr > self.state.best_sdr))
         if improved:
@@ -228,23 +235,29 @@ class Trainer:
                 done = state.step >= end_step or out_of_time
                 row = {"step": state.step, "epoch": state.epoch, "seconds": round(state.seconds, 2),
                        "loss": round(loss, 6), "lr": lr, "samples_per_s": round(speed, 3), "val_sdr": ""}
+                record = partial(self._record, run_log, row)
                 if done or state.step % cfg.val_every == 0:
-                    val_sdr = self.checkpoint(validate=True)
-                    row["val_sdr"] = "" if val_sdr is None else round(val_sdr, 3)
+                    self.checkpoint(validate=True, record=record)
                     last_save = time.monotonic()
                 elif save_now:
-                    self.checkpoint(validate=False)  # crash safety only: no decision is taken here
+                    self.checkpoint(validate=False, record=record)  # crash safety only: no decision is taken here
                     last_save = time.monotonic()
-                if main:
-                    run_log.write(row)
-                    if row["val_sdr"] != "":
-                        run_log.plot()
+                else:
+                    record(None)
                 bar.update(state.step, state.seconds - start_seconds, loss=f"{loss:.4f}", samples_s=f"{speed:.1f}", epoch=state.epoch)
                 tick = time.monotonic()  # validation and checkpointing are not training time
                 if done:
                     break
         bar.close()
         return state
+
+    def _record(self, run_log: RunLog | None, row: dict, val_sdr: float | None) -> None:
+        """Write a step's log row (rank 0), with its validation SDR if there was one."""
+        row["val_sdr"] = "" if val_sdr is None else round(val_sdr, 3)
+        if run_log is not None:
+            run_log.write(row)
+            if row["val_sdr"] != "":
+                run_log.plot()
 
     def _advance(self, seconds: float) -> None:
         state = self.state

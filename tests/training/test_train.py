@@ -91,6 +91,38 @@ def test_best_pt_behind_last_pt_is_repaired_on_resume(tiny_dataset, tmp_path):
     assert load_checkpoint(run / "best.pt")["train_state"]["step"] == 4
 
 
+def test_resume_removes_checkpoints_a_killed_run_was_writing(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    fit(tiny_dataset, run, max_steps=4)
+    leftover = run / ".last.pt.k1ll3d.pt.part"  # what a kill -9 in the middle of a save leaves
+    leftover.write_bytes(b"half a checkpoint")
+    Trainer(CFG, tiny_dataset / "train.csv", tiny_dataset / "val.csv", run, RunSettings(workers=0, progress=False),
+            resume_state=load_checkpoint(run / "last.pt"))
+    assert not leftover.exists() and (run / "last.pt").is_file()
+
+
+def test_a_kill_between_log_row_and_checkpoint_leaves_a_whole_log_after_resume(tiny_dataset, tmp_path, monkeypatch):
+    import avsep.training.trainer as trainer_module
+
+    run, real_save = tmp_path / "run", trainer_module.save_checkpoint
+
+    def dying_save(path, model, cfg, **extra):
+        if extra["train_state"]["step"] == 3:
+            raise SystemExit("killed while saving step 3")
+        return real_save(path, model, cfg, **extra)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", dying_save)
+    with pytest.raises(SystemExit):
+        fit(tiny_dataset, run, max_steps=6, save_minutes=1e-6)
+    assert log_steps(run) == [1, 2, 3], "the row of step 3 is written before its checkpoint"
+    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
+    state = load_checkpoint(run / "last.pt")
+    assert state["train_state"]["step"] == 2
+    Trainer(CFG, tiny_dataset / "train.csv", tiny_dataset / "val.csv", run,
+            RunSettings(workers=0, progress=False, max_steps=6), resume_state=state).fit()
+    assert log_steps(run) == [1, 2, 3, 4, 5, 6]
+
+
 @pytest.mark.slow
 def test_resume_after_kill_9_reaches_the_same_weights(tiny_dataset, tmp_path):
     steps = ["--max-steps", "24", "--save-minutes", "0.001"]
