@@ -42,8 +42,9 @@ def prepare_demo(workdir: str | Path, labels: Sequence[str] | None = None, per_l
     same) that of the training-pool videos, which need only be one clip of the ``small`` preset
     long (3 s): many short videos show the vision network more scenes for the same cost.
     """
-    train_seconds = seconds if train_seconds is None else train_seconds
     from avsep.synth import load_duets, make_duets, make_solo_collection
+
+    train_seconds = seconds if train_seconds is None else train_seconds
 
     work = Path(workdir)
     check_heldout_names(work / "heldout_videos")

@@ -22,9 +22,8 @@ import math
 import shutil
 import time
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -175,19 +174,18 @@ class Trainer:
         self.model.train()
         return summary
 
-    def checkpoint(self, validate: bool = True, record: Callable[[float | None], None] | None = None) -> float | None:
-        """Validate (if asked), call ``record`` with the SDR, write last.pt, then best.pt if
-        validation improved; returns the SDR.
+    def checkpoint(self, validate: bool = True) -> float | None:
+        """Validate (if asked), write last.pt, then best.pt if validation improved; returns the SDR.
 
-        ``record`` writes the step's log row before the checkpoint: a kill between the two then
-        leaves a row past last.pt, which a resume trims, never a checkpoint whose row is missing.
         A model whose validation estimates are all silent never becomes best.pt.
         """
-        summary = self.validate() if validate else None
+        return self._save(validate, self.validate() if validate else None)
+
+    def _save(self, validated: bool, summary: dict | None) -> float | None:
+        """Take the best.pt decision on this step's validation ``summary`` (None without a
+        validation set), write last.pt, then best.pt if it improved; returns the SDR."""
         val_sdr = summary["model"]["SDR"]["median"] if summary else None
-        if record is not None:
-            record(val_sdr)
-        improved = validate and (summary is None or (
+        improved = validated and (summary is None or (
             summary["silent_estimates"]["model"] < summary["sources_scored"] and val_sdr > self.state.best_sdr))
         if improved:
             self.state.best_step = self.state.step
@@ -235,29 +233,25 @@ class Trainer:
                 done = state.step >= end_step or out_of_time
                 row = {"step": state.step, "epoch": state.epoch, "seconds": round(state.seconds, 2),
                        "loss": round(loss, 6), "lr": lr, "samples_per_s": round(speed, 3), "val_sdr": ""}
-                record = partial(self._record, run_log, row)
-                if done or state.step % cfg.val_every == 0:
-                    self.checkpoint(validate=True, record=record)
+                validating = done or state.step % cfg.val_every == 0
+                summary = self.validate() if validating else None
+                if summary is not None:
+                    row["val_sdr"] = round(summary["model"]["SDR"]["median"], 3)
+                # The row before the checkpoint: a kill between them leaves a row past last.pt,
+                # which a resume trims, never a checkpoint whose row is missing.
+                if main:
+                    run_log.write(row)
+                    if summary is not None:
+                        run_log.plot()
+                if validating or save_now:  # without validation: crash safety only, no decision
+                    self._save(validating, summary)
                     last_save = time.monotonic()
-                elif save_now:
-                    self.checkpoint(validate=False, record=record)  # crash safety only: no decision is taken here
-                    last_save = time.monotonic()
-                else:
-                    record(None)
                 bar.update(state.step, state.seconds - start_seconds, loss=f"{loss:.4f}", samples_s=f"{speed:.1f}", epoch=state.epoch)
                 tick = time.monotonic()  # validation and checkpointing are not training time
                 if done:
                     break
         bar.close()
         return state
-
-    def _record(self, run_log: RunLog | None, row: dict, val_sdr: float | None) -> None:
-        """Write a step's log row (rank 0), with its validation SDR if there was one."""
-        row["val_sdr"] = "" if val_sdr is None else round(val_sdr, 3)
-        if run_log is not None:
-            run_log.write(row)
-            if row["val_sdr"] != "":
-                run_log.plot()
 
     def _advance(self, seconds: float) -> None:
         state = self.state
