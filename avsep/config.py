@@ -48,6 +48,7 @@ class Config:
     resnet_width: int = 64            # channels of the ResNet-18 stem (64 is the standard net)
     visual_stride: int = 16           # output stride of the ResNet: 16 (paper) or 8 (finer grid)
     visual_padding: str = "zeros"     # padding of the ResNet's convolutions: zeros (paper)|reflect|replicate|circular
+    resnet_stages: int = 4            # ResNet stages that run: 4 (paper), 3, or 2 (at stride 8): fewer see less around each cell
     imagenet_pretrained: bool = True  # load torchvision's ImageNet weights (resnet_width=64 only)
     img_activation: str = "sigmoid"   # activation on the visual vectors: sigmoid|relu|none
     temporal_pool: str = "max"        # how frames are pooled over time: max|avg
@@ -64,6 +65,10 @@ class Config:
     av_contrast: float = 0.0          # weight of the audio-visual correspondence loss across the batch
     pixel_loss_pool: int = 4          # the per-pixel loss sees the spectrogram averaged over this many bins a side
     pixel_mil: str = "bin"            # per-pixel loss: each bin's best cell (bin) or each source's best cell (cell)
+    # How the cells of a video or of a clicked region combine into one mask wherever the model
+    # separates (validation, evaluation, queries): vector (the max of their visual vectors, the
+    # paper's) or mask (bin by bin, the largest of their masks, as the per-pixel loss trains them).
+    pool: str = "vector"
     # --- mixing and augmentation -----------------------------------------------------------
     num_mix: int = 2                  # sources per training mixture (2 to 4)
     gain_db: float = 6.0              # each source gets a random gain in [-gain_db, +gain_db]
@@ -74,7 +79,7 @@ class Config:
     compose_prob: float = 0.0         # probability that a view shows a tile of another video (composed frames)
     eq_db: float = 0.0                # random equalisation of each training source, up to +-eq_db at any frequency
     # --- optimisation ----------------------------------------------------------------------
-    optimizer: str = "sgd"            # sgd|adam
+    optimizer: str = "sgd"            # sgd|adam|adamw (adamw: weight decay decoupled from the gradient)
     lr_frame: float = 1e-4
     lr_sound: float = 1e-3
     lr_synth: float = 1e-3
@@ -190,12 +195,15 @@ class Config:
             (2 <= self.num_mix <= 4, "num_mix must be 2, 3 or 4"),
             (self.unet_levels in (5, 6, 7), "unet_levels must be 5, 6 or 7"),
             (self.visual_stride in (8, 16), "visual_stride must be 8 or 16"),
+            (self.resnet_stages in (3, 4) or (self.resnet_stages == 2 and self.visual_stride == 8),
+             "resnet_stages must be 3 or 4, or 2 with visual_stride=8"),
             (self.visual_padding in ("zeros", "reflect", "replicate", "circular"),
              "visual_padding must be zeros, reflect, replicate or circular"),
             (self.mask_type in ("binary", "ratio"), "mask_type must be binary or ratio"),
             (self.pixel_mil in ("bin", "cell"), "pixel_mil must be bin or cell"),
+            (self.pool in ("vector", "mask"), "pool must be vector or mask"),
             (self.loss in ("bce", "l1", "l2"), "loss must be bce, l1 or l2"),
-            (self.optimizer in ("sgd", "adam"), "optimizer must be sgd or adam"),
+            (self.optimizer in ("sgd", "adam", "adamw"), "optimizer must be sgd, adam or adamw"),
             (self.img_activation in activations, "img_activation must be sigmoid, relu or none"),
             (self.sound_activation in activations, "sound_activation must be sigmoid, relu or none"),
             (self.output_activation in activations, "output_activation must be sigmoid, relu or none"),

@@ -49,6 +49,8 @@ def main() -> None:
                         "(default: the library's, 1); rescoring a trained run does not train it again")
     parser.add_argument("--map-grid", choices=["fine", "coarse"], default="fine",  # small: fine by default too
                         help="grid of the energy maps that pointing scores (rescoring does not train again)")
+    parser.add_argument("--pool", choices=["vector", "mask", "mean"],
+                        help="how the cells of a click combine (default: the model's; rescoring does not train again)")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -64,16 +66,18 @@ def main() -> None:
         state = Trainer(cfg, demo.data / "train.csv", demo.data / "val.csv", run, settings).fit()
         print(f"trained {state.step} steps in {state.seconds / 60:.1f} min of training "
               f"({(time.monotonic() - began) / 60:.1f} min wall)")
-    query = {"map_grid": args.map_grid, **({} if args.radius is None else {"radius": args.radius})}
+    query = {"map_grid": args.map_grid, **({} if args.radius is None else {"radius": args.radius}),
+             **({} if args.pool is None else {"pool": args.pool})}
     report = generalization_report(run / "best.pt", demo.data / "val.csv", demo.heldout_index, demo.duets,
                                    pairs=args.pairs, **query)
     state = torch.load(run / "last.pt", weights_only=True)["train_state"]
     report["run"] = {"name": args.name, "overrides": args.overrides, "steps": state["step"], "radius": args.radius,
-                     "map_grid": args.map_grid,
+                     "map_grid": args.map_grid, "pool": args.pool,
                      "train_minutes": state["seconds"] / 60, "best_step": state["best_step"]}
     for key in ("in_distribution", "held_out"):
         report[key].pop("items", None)
-    suffix = ("" if args.radius is None else f"_radius{args.radius}") + ("" if args.map_grid == "fine" else f"_{args.map_grid}")
+    suffix = ("" if args.radius is None else f"_radius{args.radius}") + ("" if args.map_grid == "fine" else f"_{args.map_grid}") \
+        + ("" if args.pool is None else f"_pool{args.pool}")
     atomic_write_text(run / f"generalization{suffix}.json", json.dumps(json_safe(report), indent=2))
     print(f"\n{args.name}: {state['step']} steps, {state['seconds'] / 60:.1f} min of training, "
           f"best.pt from step {state['best_step']}; overrides: {' '.join(args.overrides) or 'none'}")

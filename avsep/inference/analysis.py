@@ -72,7 +72,7 @@ class Analysis:
     # grid clicked worse on one trained model of three (docs/separating.md).
     map_grids: Tensor | None = None
     tracks: dict = field(default_factory=dict)
-    pool: str = "vector"          # default way of pooling the cells of a box
+    pool: str = "vector"          # default way of pooling the cells of a region (the model's cfg.pool)
     # A point stands for the object under it: its cell and the neighbours within `radius` cells,
     # max-pooled like the pooled training loss pools a video's cells. One cell alone (radius 0) is
     # 16 px of the scaled frame, smaller than most instruments, and its vector alone was not what

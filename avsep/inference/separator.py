@@ -125,7 +125,7 @@ class Separator:
         return Analysis(self.model, self.cfg, starts, gains, sound, spec, np.array(kept) / self.cfg.frame_rate,
                         grids, window_frames, mixture, audio.astype(np.float32), rate, size,
                         source=video if isinstance(video, VideoClip) else source, start=start or 0.0,
-                        padded_seconds=padded_seconds, map_grids=map_grids)
+                        padded_seconds=padded_seconds, map_grids=map_grids, pool=self.cfg.pool)
 
     def _open(self, video, start: float, duration: float | None):
         """Audio at its own rate, a frame iterator, its fps, a name and the frame size (W, H) if

@@ -55,10 +55,14 @@ class FrameNet(nn.Module):
             frame's border is; trained from scratch with a max over the grid, the network can then
             carry a whole video's identity in its border cells and leave the others constant, which
             separates pooled mixtures but points nowhere. Circular padding leaves no border to find.
+        stages: how many of the ResNet's four stages run (2, 3 or 4; 4 is the paper's). Fewer
+            stages give each cell a smaller receptive field (about 115 pixels after two, against
+            some 470 after four), so that a cell describes what is near it rather than the whole
+            frame. Two stages end at stride 8.
     """
 
     def __init__(self, channels: int = 32, width: int = 64, activation: str = "sigmoid", temporal_pool: str = "max",
-                 stride: int = 16, padding: str = "zeros"):
+                 stride: int = 16, padding: str = "zeros", stages: int = 4):
         super().__init__()
         w = width
         self.conv1 = nn.Conv2d(3, w, 7, 2, 3, bias=False)
@@ -79,7 +83,15 @@ class FrameNet(nn.Module):
             self.layer4 = nn.Sequential(BasicBlock(4 * w, 8 * w, 1, (2, 4)), BasicBlock(8 * w, 8 * w, 1, (4, 4)))
         else:
             raise AvsepError(f"visual stride {stride}: must be 8 or 16")
-        self.fc = nn.Conv2d(8 * w, channels, 3, padding=1)
+        if stages not in (2, 3, 4) or (stages == 2 and stride != 8):
+            raise AvsepError(f"{stages} ResNet stages at stride {stride}: use 3 or 4 stages, or 2 at stride 8")
+        # Stages that do not run are identities, so the parameter names of those that do stay
+        # torchvision's (ImageNet weights load into them).
+        if stages < 4:
+            self.layer4 = nn.Identity()
+        if stages < 3:
+            self.layer3 = nn.Identity()
+        self.fc = nn.Conv2d(w * 2 ** (stages - 1), channels, 3, padding=1)
         self.activation = activation
         self.temporal_pool = temporal_pool
         self._init_weights()
@@ -118,7 +130,8 @@ class FrameNet(nn.Module):
                                  "or pass --random-init (imagenet_pretrained=false) to train from scratch") from None
             log.warning("%s; continuing with random initialisation as asked", reason)
             return False
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        own = {k.split(".")[0] for k in self.state_dict()}
+        state = {k: v for k, v in state.items() if not k.startswith("fc.") and k.split(".")[0] in own}
         missing, unexpected = self.load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith("fc.") for k in missing):
             raise AvsepError(f"ImageNet weights do not match the ResNet-18: missing {missing}, unexpected {unexpected}")

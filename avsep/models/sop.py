@@ -20,7 +20,7 @@ class SoundOfPixels(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.frame_net = FrameNet(cfg.channels, cfg.resnet_width, cfg.img_activation, cfg.temporal_pool,
-                                  cfg.visual_stride, cfg.visual_padding)
+                                  cfg.visual_stride, cfg.visual_padding, cfg.resnet_stages)
         self.sound_net = SoundNet(cfg.channels, cfg.unet_levels, cfg.unet_channels, cfg.sound_activation)
         self.synthesizer = Synthesizer(cfg.channels)
         # NHWC weights let oneDNN pick faster convolution kernels: measured 1.3x (small) to 1.6x
@@ -96,6 +96,32 @@ class SoundOfPixels(nn.Module):
         vectors = self.pooled_vectors(grids, owner) if vectors is None else vectors
         return torch.stack([self.synthesizer(vectors[:, n], sound) for n in range(vectors.shape[1])], dim=1)
 
+    def cell_pooled_logits(self, sound: Tensor, grids: Tensor, owner: Tensor | None = None, chunk: int = 64) -> Tensor:
+        """One mask per source: bin by bin, the largest mask logit among the cells it owns.
+
+        This is what the per-pixel loss trains (``pixel_mil="bin"``), where the pooled loss
+        trains :meth:`pooled_logits`. Cells are scored ``chunk`` at a time, so memory holds
+        (B, chunk, F, T) logits, not all of them.
+
+        Args:
+            sound: (B, K, F, T) audio features; grids: (B, N, K, h, w); owner: as in
+                :meth:`pooled_vectors` (default: view n is all source n's).
+        Returns:
+            (B, N, F, T) logits.
+        """
+        batch, num, channels = grids.shape[:3]
+        if owner is None:
+            owner = torch.arange(num, device=grids.device).view(1, num, 1, 1).expand(batch, num, *grids.shape[-2:])
+        cells = grids.permute(0, 1, 3, 4, 2).reshape(batch, -1, channels)   # (B, C, K)
+        owners = owner.reshape(batch, -1, 1, 1)
+        best = sound.new_full((batch, num, *sound.shape[-2:]), -torch.inf)
+        for first in range(0, cells.shape[1], chunk):
+            logits = self.synthesizer.per_cell(cells[:, first:first + chunk], sound)   # (B, chunk, F, T)
+            mine = owners[:, first:first + chunk]
+            for n in range(num):
+                best[:, n] = torch.maximum(best[:, n], logits.masked_fill(mine != n, -torch.inf).amax(dim=1))
+        return best
+
     def cell_logits(self, sound: Tensor, grids: Tensor) -> Tensor:
         """The mask logits of every cell of every view: (B, N, K, h, w) -> (B, C, F, T)."""
         batch, _, channels = grids.shape[:3]
@@ -110,9 +136,14 @@ class SoundOfPixels(nn.Module):
             frames: (B, N, 3, T_frames, H, W) one view per source.
             owner: (B, N, h, w) optional cell owners (see :meth:`pooled_logits`).
         Returns:
-            (B, N, F, T) logits; apply :meth:`activate` for masks.
+            (B, N, F, T) logits; apply :meth:`activate` for masks. The configuration's ``pool``
+            chooses how a video's cells combine: :meth:`pooled_logits` (``vector``) or
+            :meth:`cell_pooled_logits` (``mask``).
         """
-        return self.pooled_logits(self.sound_features(log_mix_mag), self.view_grids(frames), owner)
+        sound, grids = self.sound_features(log_mix_mag), self.view_grids(frames)
+        if self.cfg.pool == "mask":
+            return self.cell_pooled_logits(sound, grids, owner)
+        return self.pooled_logits(sound, grids, owner)
 
     def pixel_logits(self, log_mix_mag: Tensor, frames: Tensor) -> Tensor:
         """Mask logits for every pixel of one video: (B, 1, F, T), (B, 3, T_f, H, W) -> (B, h, w, F, T)."""

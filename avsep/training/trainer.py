@@ -64,6 +64,8 @@ def make_optimizer(model: SoundOfPixels, cfg: Config) -> torch.optim.Optimizer:
         group["base_lr"] = group["lr"]  # the schedule scales this; kept in the optimizer's state
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
     return torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 

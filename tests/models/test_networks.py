@@ -153,3 +153,47 @@ def test_other_paddings_keep_the_grid_size(padding):
 def test_unknown_visual_padding_is_refused():
     with pytest.raises(AvsepError, match="visual_padding"):
         Config.preset("small").with_overrides(["visual_padding=mirror"])
+
+
+def test_mask_pooling_is_each_bins_largest_cell_mask_of_the_cells_a_source_owns():
+    torch.manual_seed(0)
+    model = SoundOfPixels(Config.preset("small")).eval()
+    sound, grids = torch.randn(2, 16, 8, 8), torch.rand(2, 2, 16, 7, 7)
+    owner = torch.randint(-1, 2, (2, 2, 7, 7))
+    owner[:, 0, 0, 0], owner[:, 1, 0, 0] = 0, 1  # every source owns a cell
+    cells = model.cell_logits(sound, grids)                                     # (B, C, F, T)
+    owners = owner.reshape(2, -1, 1, 1)
+    brute = torch.stack([cells.masked_fill(owners != n, -torch.inf).amax(1) for n in range(2)], 1)
+    assert torch.allclose(model.cell_pooled_logits(sound, grids, owner, chunk=5), brute)  # chunks do not matter
+    # By default view n is all source n's: each source's mask is the max over its own view's cells.
+    own_view = torch.stack([model.cell_logits(sound, grids[:, n:n + 1]).amax(1) for n in range(2)], 1)
+    assert torch.allclose(model.cell_pooled_logits(sound, grids), own_view)
+
+
+def test_the_configured_pool_decides_how_the_forward_pools_a_videos_cells():
+    torch.manual_seed(0)
+    cfg = Config.preset("small")
+    log_mag, frames = torch.rand(1, 1, cfg.freq_bins, cfg.time_frames), torch.rand(1, 2, 3, 1, 112, 112)
+    vector_model = SoundOfPixels(cfg).eval()
+    mask_model = SoundOfPixels(cfg.replace(pool="mask")).eval()
+    mask_model.load_state_dict(vector_model.state_dict())
+    with torch.no_grad():
+        sound, grids = vector_model.sound_features(log_mag), vector_model.view_grids(frames)
+        assert torch.allclose(vector_model(log_mag, frames), vector_model.pooled_logits(sound, grids), atol=1e-5)
+        assert torch.allclose(mask_model(log_mag, frames), vector_model.cell_pooled_logits(sound, grids), atol=1e-5)
+    with pytest.raises(AvsepError, match="pool must be vector or mask"):
+        cfg.replace(pool="mean")
+
+
+def test_fewer_resnet_stages_keep_torchvision_names_and_end_at_their_stride():
+    four = FrameNet(channels=8, width=16, stride=8, padding="circular")
+    two = FrameNet(channels=8, width=16, stride=8, padding="circular", stages=2)
+    assert two(torch.rand(1, 3, 1, 64, 64)).shape == (1, 8, 8, 8)
+    kept = {k for k in two.state_dict() if not k.startswith("fc.")}
+    assert kept and kept < set(four.state_dict()) and not any(k.startswith(("layer3", "layer4")) for k in kept)
+    three = FrameNet(channels=8, width=16, stride=16, stages=3)
+    assert three(torch.rand(1, 3, 1, 64, 64)).shape == (1, 8, 4, 4)
+    with pytest.raises(AvsepError, match="2 at stride 8"):
+        FrameNet(stride=16, stages=2)
+    with pytest.raises(AvsepError, match="resnet_stages"):
+        Config.preset("small").replace(resnet_stages=2)
