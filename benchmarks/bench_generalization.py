@@ -50,7 +50,8 @@ def main() -> None:
     parser.add_argument("--map-grid", choices=["fine", "coarse"], default="fine",  # small: fine by default too
                         help="grid of the energy maps that pointing scores (rescoring does not train again)")
     parser.add_argument("--pool", choices=["vector", "mask", "mean"],
-                        help="how the cells of a click combine (default: the model's; rescoring does not train again)")
+                        help="how the cells of a click (and, for vector or mask, of a solo video) combine "
+                        "(default: the model's configuration; rescoring does not train again)")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -72,7 +73,7 @@ def main() -> None:
                                    pairs=args.pairs, **query)
     state = torch.load(run / "last.pt", weights_only=True)["train_state"]
     report["run"] = {"name": args.name, "overrides": args.overrides, "steps": state["step"], "radius": args.radius,
-                     "map_grid": args.map_grid, "pool": args.pool,
+                     "map_grid": args.map_grid, "pool": args.pool or cfg.pool,
                      "train_minutes": state["seconds"] / 60, "best_step": state["best_step"]}
     for key in ("in_distribution", "held_out"):
         report[key].pop("items", None)

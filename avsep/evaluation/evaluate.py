@@ -178,8 +178,11 @@ def check_overlap(state: dict, rows: list, index: str | Path, strict: bool) -> i
 def evaluate(checkpoint: str | Path, index: str | Path, num_mix: int | None = None, pairs: int = 100,
              seed: int = 0, oracle: str | None = None, report_dir: str | Path | None = None,
              report_items: int = 12, batch_size: int = 8, workers: int = 0, device: str = "cpu",
-             progress: bool = True, strict: bool = False) -> dict[str, Any]:
+             progress: bool = True, strict: bool = False, pool: str | None = None) -> dict[str, Any]:
     """Score ``checkpoint`` on up to ``pairs`` distinct fixed mixtures of the videos in ``index``.
+
+    ``pool`` (``vector`` or ``mask``) overrides how the checkpoint's configuration pools a
+    video's cells (:meth:`SoundOfPixels.forward`).
 
     Returns the summary dict (system -> metric -> mean/median/count, and the counts); writes an
     HTML report if ``report_dir`` is given. ``strict`` makes an overlap between the index and
@@ -193,6 +196,9 @@ def evaluate(checkpoint: str | Path, index: str | Path, num_mix: int | None = No
     model, cfg, state = load_model(checkpoint, device)
     if num_mix:
         cfg = cfg.replace(num_mix=num_mix)
+    if pool:
+        cfg = cfg.replace(pool=pool)
+        model.cfg = cfg
     rows = check_rows(read_index(index), index)
     overlap = check_overlap(state, rows, index, strict)
     groups = fixed_mixtures(rows, cfg.num_mix, pairs, seed)

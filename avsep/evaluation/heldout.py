@@ -54,10 +54,11 @@ def generalization_report(checkpoint: str | Path, val_index: str | Path, heldout
                           report_dir: str | Path | None = None, **query: Any) -> dict[str, Any]:
     """In-distribution and held-out figures of one checkpoint (see the module docstring); an HTML
     report of the held-out pairs goes to ``report_dir`` if given. ``query`` (``map_grid``, ``radius``,
-    ``pool``) goes to the duets (:func:`evaluate_duets`)."""
-    in_dist = evaluate(checkpoint, val_index, pairs=pairs, progress=progress)
+    ``pool``) goes to the duets (:func:`evaluate_duets`); ``pool`` to the solo pairs too."""
+    pool = query.get("pool") if query.get("pool") in ("vector", "mask") else None
+    in_dist = evaluate(checkpoint, val_index, pairs=pairs, progress=progress, pool=pool)
     held_out = evaluate(checkpoint, heldout_index, pairs=pairs, oracle="ibm", progress=progress,
-                        report_dir=report_dir)
+                        report_dir=report_dir, pool=pool)
     return {"in_distribution": in_dist, "held_out": held_out, "duets": evaluate_duets(checkpoint, duets, **query)}
 
 

@@ -130,8 +130,8 @@ class FrameNet(nn.Module):
                                  "or pass --random-init (imagenet_pretrained=false) to train from scratch") from None
             log.warning("%s; continuing with random initialisation as asked", reason)
             return False
-        own = {k.split(".")[0] for k in self.state_dict()}
-        state = {k: v for k, v in state.items() if not k.startswith("fc.") and k.split(".")[0] in own}
+        skipped = tuple(f"{name}." for name in ("layer3", "layer4") if isinstance(getattr(self, name), nn.Identity))
+        state = {k: v for k, v in state.items() if not k.startswith(("fc.",) + skipped)}
         missing, unexpected = self.load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith("fc.") for k in missing):
             raise AvsepError(f"ImageNet weights do not match the ResNet-18: missing {missing}, unexpected {unexpected}")

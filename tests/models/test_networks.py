@@ -197,3 +197,14 @@ def test_fewer_resnet_stages_keep_torchvision_names_and_end_at_their_stride():
         FrameNet(stride=16, stages=2)
     with pytest.raises(AvsepError, match="resnet_stages"):
         Config.preset("small").replace(resnet_stages=2)
+
+
+def test_imagenet_weights_load_into_the_stages_that_run(monkeypatch):
+    from torchvision.models import ResNet18_Weights
+
+    full = FrameNet(channels=8, width=64)
+    state = {k: v.clone() for k, v in full.state_dict().items() if not k.startswith("fc.")}
+    monkeypatch.setattr(ResNet18_Weights.IMAGENET1K_V1, "get_state_dict", lambda **kw: state, raising=False)
+    three = FrameNet(channels=8, width=64, stages=3)
+    assert three.load_imagenet()
+    assert torch.equal(three.layer3[0].conv1.weight, full.layer3[0].conv1.weight)

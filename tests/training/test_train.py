@@ -9,7 +9,7 @@ import torch
 
 from avsep.config import Config, RunSettings
 from avsep.models.checkpoint import load_checkpoint
-from avsep.training.trainer import Trainer, lr_factor
+from avsep.training.trainer import Trainer, lr_factor, make_optimizer
 from tests.conftest import PYTHON
 
 TINY = ["--set", "channels=8", "--set", "resnet_width=8", "--set", "unet_channels=8", "--set", "batch_size=4",
@@ -172,3 +172,14 @@ def test_existing_run_needs_resume_and_bad_data_is_one_line(tiny_dataset, tmp_pa
     result = subprocess.run(train_cmd(tiny_dataset, tmp_path / "run3", "--set", "unet_levels=9"),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "unet_levels must be" in result.stderr
+
+
+@pytest.mark.parametrize("name, kind", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD)])
+def test_the_configured_optimizer_keeps_each_networks_learning_rate_and_the_weight_decay(name, kind):
+    from avsep.models.sop import SoundOfPixels
+
+    cfg = Config.preset("small").replace(optimizer=name, weight_decay=0.5, lr_frame=2e-4)
+    optimizer = make_optimizer(SoundOfPixels(cfg), cfg)
+    assert type(optimizer) is kind
+    assert {g["name"]: g["lr"] for g in optimizer.param_groups} == {"frame": 2e-4, "sound": 1e-3, "synth": 1e-3}
+    assert all(g["weight_decay"] == 0.5 for g in optimizer.param_groups)
