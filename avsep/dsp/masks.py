@@ -7,6 +7,7 @@ from torch import Tensor
 
 from avsep.config import Config
 from avsep.dsp.spectrogram import istft, unwarp
+from avsep.models.sop import owned_max
 
 
 def loss_weight(mix_mag: Tensor) -> Tensor:
@@ -71,9 +72,7 @@ def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config,
     if cfg.pixel_mil == "cell":
         loss = _best_cell_loss(cell_logits, owner.reshape(batch, cells), targets, cfg, weight)
     else:
-        owners = owner.reshape(batch, cells, 1, 1)
-        strongest = torch.stack([cell_logits.masked_fill(owners != n, -torch.inf).amax(dim=1)
-                                 for n in range(targets.shape[1])], dim=1)
+        strongest = owned_max(cell_logits, owner.reshape(batch, cells), targets.shape[1])
         loss = mask_loss(strongest, targets, cfg, weight)
     silent = owner.reshape(batch, cells) < 0
     if silent.any():

@@ -8,6 +8,18 @@ from avsep.config import Config
 from avsep.models.networks import ACTIVATIONS, FrameNet, SoundNet, Synthesizer
 
 
+def flat_cells(grids: Tensor) -> Tensor:
+    """The cells of every view as rows: (B, N, K, h, w) -> (B, C, K), C = N * h * w."""
+    return grids.permute(0, 1, 3, 4, 2).reshape(grids.shape[0], -1, grids.shape[2])
+
+
+def owned_max(values: Tensor, owner: Tensor, num: int) -> Tensor:
+    """For each of ``num`` sources, the max over the cells it owns: values (B, C, ...) and
+    owner (B, C) (source index, or -1 for none) -> (B, num, ...); -inf where it owns none."""
+    owners = owner.reshape(*owner.shape, *[1] * (values.dim() - 2))
+    return torch.stack([values.masked_fill(owners != n, -torch.inf).amax(dim=1) for n in range(num)], dim=1)
+
+
 class SoundOfPixels(nn.Module):
     """Predicts a spectrogram mask for each source of a mixture (pooled) or each pixel of a video.
 
@@ -83,12 +95,9 @@ class SoundOfPixels(nn.Module):
         Returns:
             (B, N, K) vectors.
         """
-        batch, num, channels = grids.shape[:3]
         if owner is None:
             return grids.amax(dim=(3, 4))
-        cells = grids.permute(0, 1, 3, 4, 2).reshape(batch, -1, channels)  # (B, C, K)
-        owners = owner.reshape(batch, -1, 1)
-        return torch.stack([cells.masked_fill(owners != n, -torch.inf).amax(dim=1) for n in range(num)], 1)
+        return owned_max(flat_cells(grids), owner.flatten(1), grids.shape[1])
 
     def pooled_logits(self, sound: Tensor, grids: Tensor, owner: Tensor | None = None,
                       vectors: Tensor | None = None) -> Tensor:
@@ -109,24 +118,19 @@ class SoundOfPixels(nn.Module):
         Returns:
             (B, N, F, T) logits.
         """
-        batch, num, channels = grids.shape[:3]
+        batch, num = grids.shape[:2]
         if owner is None:
             owner = torch.arange(num, device=grids.device).view(1, num, 1, 1).expand(batch, num, *grids.shape[-2:])
-        cells = grids.permute(0, 1, 3, 4, 2).reshape(batch, -1, channels)   # (B, C, K)
-        owners = owner.reshape(batch, -1, 1, 1)
+        cells, owners = flat_cells(grids), owner.flatten(1)                # (B, C, K), (B, C)
         best = sound.new_full((batch, num, *sound.shape[-2:]), -torch.inf)
         for first in range(0, cells.shape[1], chunk):
             logits = self.synthesizer.per_cell(cells[:, first:first + chunk], sound)   # (B, chunk, F, T)
-            mine = owners[:, first:first + chunk]
-            for n in range(num):
-                best[:, n] = torch.maximum(best[:, n], logits.masked_fill(mine != n, -torch.inf).amax(dim=1))
+            best = torch.maximum(best, owned_max(logits, owners[:, first:first + chunk], num))
         return best
 
     def cell_logits(self, sound: Tensor, grids: Tensor) -> Tensor:
         """The mask logits of every cell of every view: (B, N, K, h, w) -> (B, C, F, T)."""
-        batch, _, channels = grids.shape[:3]
-        cells = grids.permute(0, 1, 3, 4, 2).reshape(batch, -1, channels)
-        return self.synthesizer.per_cell(cells, sound)
+        return self.synthesizer.per_cell(flat_cells(grids), sound)
 
     def forward(self, log_mix_mag: Tensor, frames: Tensor, owner: Tensor | None = None) -> Tensor:
         """Mask logits for each of N videos in a mixture (the training and evaluation path).
