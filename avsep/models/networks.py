@@ -21,15 +21,37 @@ log = logging.getLogger("avsep")
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "none": lambda x: x}
 
 
+def wrap(x: Tensor, rows: int, cols: int) -> Tensor:
+    """Circular padding of the last two axes by concatenation: the same values as
+    ``F.pad(x, (cols, cols, rows, rows), mode="circular")``, but measured about 1.2x faster through
+    the whole FrameNet's forward and backward on channels-last CPU tensors
+    (benchmarks/bench_padding.py)."""
+    if rows:
+        x = torch.cat([x[..., -rows:, :], x, x[..., :rows, :]], dim=-2)
+    if cols:
+        x = torch.cat([x[..., -cols:], x, x[..., :cols]], dim=-1)
+    return x
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters and names) that pads circularly with :func:`wrap`."""
+
+    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if self.padding_mode != "circular":
+            return super()._conv_forward(input, weight, bias)
+        cols, _, rows, _ = self._reversed_padding_repeated_twice
+        return F.conv2d(wrap(input, rows, cols), weight, bias, self.stride, 0, self.dilation, self.groups)
+
+
 class BasicBlock(nn.Module):
     """The ResNet basic block, with torchvision's parameter names so ImageNet weights load."""
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: tuple[int, int] = (1, 1)):
         super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, padding=dilation[0], dilation=dilation[0], bias=False)
+        self.conv1 = Conv2d(inplanes, planes, 3, stride, padding=dilation[0], dilation=dilation[0], bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, padding=dilation[1], dilation=dilation[1], bias=False)
+        self.conv2 = Conv2d(planes, planes, 3, 1, padding=dilation[1], dilation=dilation[1], bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = None
         if stride != 1 or inplanes != planes:
@@ -65,7 +87,7 @@ class FrameNet(nn.Module):
                  stride: int = 16, padding: str = "zeros", stages: int = 4):
         super().__init__()
         w = width
-        self.conv1 = nn.Conv2d(3, w, 7, 2, 3, bias=False)
+        self.conv1 = Conv2d(3, w, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(w)
         self.relu = nn.ReLU(inplace=True)
         # With a padding other than zeros the stem's max-pool pads the same way (in grid()).
@@ -91,13 +113,13 @@ class FrameNet(nn.Module):
             self.layer4 = nn.Identity()
         if stages < 3:
             self.layer3 = nn.Identity()
-        self.fc = nn.Conv2d(w * 2 ** (stages - 1), channels, 3, padding=1)
+        self.fc = Conv2d(w * 2 ** (stages - 1), channels, 3, padding=1)
         self.activation = activation
         self.temporal_pool = temporal_pool
         self._init_weights()
         for module in self.modules():
             if isinstance(module, nn.Conv2d) and module.kernel_size != (1, 1):
-                module.padding_mode = padding  # F.pad then an unpadded convolution: same weights
+                module.padding_mode = padding  # pad, then an unpadded convolution: same weights
 
     def _init_weights(self) -> None:
         for module in self.modules():
@@ -142,7 +164,9 @@ class FrameNet(nn.Module):
         batch, _, num, height, width = frames.shape
         x = frames.transpose(1, 2).reshape(batch * num, 3, height, width)
         x = self.relu(self.bn1(self.conv1(x)))
-        if self.padding != "zeros":
+        if self.padding == "circular":
+            x = wrap(x, 1, 1)
+        elif self.padding != "zeros":
             x = F.pad(x, (1, 1, 1, 1), mode=self.padding)
         x = self.maxpool(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
