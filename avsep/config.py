@@ -64,10 +64,12 @@ class Config:
     pixel_loss: float = 0.0           # weight of the per-pixel (multiple-instance) loss beside the pooled one
     av_contrast: float = 0.0          # weight of the audio-visual correspondence loss across the batch
     pixel_loss_pool: int = 4          # the per-pixel loss sees the spectrogram averaged over this many bins a side
+    pixel_sparsity: float = 0.0       # weight of the push towards silence shared by all the cells of sounding videos
     pixel_mil: str = "bin"            # per-pixel loss: each bin's best cell (bin) or each source's best cell (cell)
     # How the cells of a video or of a clicked region combine into one mask wherever the model
     # separates (validation, evaluation, queries): vector (the max of their visual vectors, the
-    # paper's) or mask (bin by bin, the largest of their masks, as the per-pixel loss trains them).
+    # paper's), average (the mean of their visual vectors; training pools them so too) or mask
+    # (bin by bin, the largest of their masks, as the per-pixel loss trains them).
     pool: str = "vector"
     # --- mixing and augmentation -----------------------------------------------------------
     num_mix: int = 2                  # sources per training mixture (2 to 4)
@@ -201,7 +203,7 @@ class Config:
              "visual_padding must be zeros, reflect, replicate or circular"),
             (self.mask_type in ("binary", "ratio"), "mask_type must be binary or ratio"),
             (self.pixel_mil in ("bin", "cell"), "pixel_mil must be bin or cell"),
-            (self.pool in ("vector", "mask"), "pool must be vector or mask"),
+            (self.pool in ("vector", "average", "mask"), "pool must be vector, average or mask"),
             (self.loss in ("bce", "l1", "l2"), "loss must be bce, l1 or l2"),
             (self.optimizer in ("sgd", "adam", "adamw"), "optimizer must be sgd, adam or adamw"),
             (self.img_activation in activations, "img_activation must be sigmoid, relu or none"),
@@ -222,8 +224,8 @@ class Config:
             (0 < self.crop_scale <= 1, "crop_scale must be in (0, 1]"),
             (all(0 <= p <= 1 for p in (self.blur_prob, self.cutout_prob, self.compose_prob)),
              "blur_prob, cutout_prob and compose_prob must be in [0, 1]"),
-            (min(self.color_jitter, self.pixel_loss, self.eq_db, self.av_contrast) >= 0,
-             "color_jitter, pixel_loss, eq_db and av_contrast must be >= 0"),
+            (min(self.color_jitter, self.pixel_loss, self.pixel_sparsity, self.eq_db, self.av_contrast) >= 0,
+             "color_jitter, pixel_loss, pixel_sparsity, eq_db and av_contrast must be >= 0"),
             (self.pixel_loss_pool >= 1 and self.freq_bins % self.pixel_loss_pool == 0
              and self.time_frames % self.pixel_loss_pool == 0, "pixel_loss_pool must divide freq_bins and the time frames"),
             (all(isinstance(m, int) and m > 0 for m in self.lr_milestones), "lr_milestones must be positive epochs"),

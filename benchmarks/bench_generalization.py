@@ -49,8 +49,8 @@ def main() -> None:
                         "(default: the library's, 1); rescoring a trained run does not train it again")
     parser.add_argument("--map-grid", choices=["fine", "coarse"], default="fine",  # small: fine by default too
                         help="grid of the energy maps that pointing scores (rescoring does not train again)")
-    parser.add_argument("--pool", choices=["vector", "mask", "mean"],
-                        help="how the cells of a click (and, for vector or mask, of a solo video) combine "
+    parser.add_argument("--pool", choices=["vector", "average", "mask", "mean"],
+                        help="how the cells of a click (and, but for mean, of a solo video) combine "
                         "(default: the model's configuration; rescoring does not train again)")
     args = parser.parse_args()
     torch.set_num_threads(2)

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from avsep.config import Config
 from avsep.dsp.spectrogram import istft, unwarp
+from avsep.models.networks import ACTIVATIONS
 from avsep.models.sop import owned_max
 
 
@@ -78,7 +79,31 @@ def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config,
     if silent.any():
         quiet, quiet_weight = cell_logits[silent], None if weight is None else weight[silent.nonzero()[:, 0], 0]
         loss = loss + _weighted_loss(quiet, torch.zeros_like(quiet), cfg, quiet_weight).mean()
+    if cfg.pixel_sparsity:
+        loss = loss + cfg.pixel_sparsity * sparsity_loss(cell_logits, owner.reshape(batch, cells), cfg, weight)
     return loss
+
+
+def sparsity_loss(cell_logits: Tensor, owner: Tensor, cfg: Config, weight: Tensor | None = None) -> Tensor:
+    """The mean share of the sound that the cells of sounding videos keep (their energy map's mean).
+
+    The bin-wise max of :func:`pixel_loss` asks *some* cell of a video to explain each bin and
+    leaves the others free, so the background around an instrument may keep its sound too and
+    the energy map spreads over the whole video. This small push towards silence, shared by all
+    the cells of a sounding video, lets only the cells that explain the sound best keep it.
+
+    Args:
+        cell_logits: (B, C, F, T); owner: (B, C) source of each cell or -1 (not counted);
+        weight: (B, 1, F, T) per-bin weights, or None.
+    Returns:
+        A scalar in [0, 1]: the weighted mean mask over the bins of every owned cell.
+    """
+    masks = ACTIVATIONS[cfg.output_activation](cell_logits)
+    if weight is None or not cfg.weighted_loss:
+        weight = torch.ones_like(cell_logits[:, :1])
+    kept = (masks * weight).sum(dim=(2, 3)) / weight.sum(dim=(2, 3)).clamp_min(1e-12)     # (B, C)
+    owned = (owner >= 0).to(kept.dtype)
+    return (kept * owned).sum() / owned.sum().clamp_min(1.0)
 
 
 def _best_cell_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config, weight: Tensor | None) -> Tensor:

@@ -181,7 +181,7 @@ def evaluate(checkpoint: str | Path, index: str | Path, num_mix: int | None = No
              progress: bool = True, strict: bool = False, pool: str | None = None) -> dict[str, Any]:
     """Score ``checkpoint`` on up to ``pairs`` distinct fixed mixtures of the videos in ``index``.
 
-    ``pool`` (``vector`` or ``mask``) overrides how the checkpoint's configuration pools a
+    ``pool`` (``vector``, ``average`` or ``mask``) overrides how the checkpoint's configuration pools a
     video's cells (:meth:`SoundOfPixels.forward`).
 
     Returns the summary dict (system -> metric -> mean/median/count, and the counts); writes an

@@ -32,7 +32,7 @@ from avsep.dsp.spectrogram import warp
 from avsep.errors import AvsepError
 from avsep.inference.regions import Box, BoxTrack, Point, Region, cells, check_region, region_at
 
-POOLS = ("vector", "mask", "mean")
+POOLS = ("vector", "average", "mask", "mean")
 POINT_RADIUS = 1
 
 
@@ -200,8 +200,9 @@ class Analysis:
             for w, frame_ids in enumerate(self.window_frames):
                 vectors = torch.cat([self._cell_vectors(region, f, radius) for f in frame_ids])  # (cells, K)
                 sound = self.sound[w][None]
-                if pool == "vector":
-                    masks.append(self.model.activate(self.model.synthesizer(vectors.amax(0, keepdim=True), sound))[0])
+                if pool in ("vector", "average"):
+                    pooled = vectors.amax(0, keepdim=True) if pool == "vector" else vectors.mean(0, keepdim=True)
+                    masks.append(self.model.activate(self.model.synthesizer(pooled, sound))[0])
                     continue
                 logits = self.model.synthesizer.per_cell(vectors[None], sound)[0]           # (cells, F, T)
                 masks.append(self.model.activate(logits.amax(0)) if pool == "mask" else

@@ -20,6 +20,16 @@ def owned_max(values: Tensor, owner: Tensor, num: int) -> Tensor:
     return torch.stack([values.masked_fill(owners != n, -torch.inf).amax(dim=1) for n in range(num)], dim=1)
 
 
+def owned_mean(values: Tensor, owner: Tensor, num: int) -> Tensor:
+    """Like :func:`owned_max`, the mean over the cells each source owns; 0 where it owns none."""
+    owners = owner.reshape(*owner.shape, *[1] * (values.dim() - 2))
+    means = []
+    for n in range(num):
+        mine = (owners == n).to(values.dtype)
+        means.append((values * mine).sum(dim=1) / mine.sum(dim=1).clamp_min(1.0))
+    return torch.stack(means, dim=1)
+
+
 class SoundOfPixels(nn.Module):
     """Predicts a spectrogram mask for each source of a mixture (pooled) or each pixel of a video.
 
@@ -86,7 +96,8 @@ class SoundOfPixels(nn.Module):
         return grid.view(batch, num, *grid.shape[1:])
 
     def pooled_vectors(self, grids: Tensor, owner: Tensor | None = None) -> Tensor:
-        """One visual vector per source: the max over the cells it owns.
+        """One visual vector per source: the max over the cells it owns (their mean with
+        ``pool="average"``).
 
         Args:
             grids: (B, N, K, h, w) visual grids of the N views.
@@ -95,9 +106,10 @@ class SoundOfPixels(nn.Module):
         Returns:
             (B, N, K) vectors.
         """
+        average = self.cfg.pool == "average"
         if owner is None:
-            return grids.amax(dim=(3, 4))
-        return owned_max(flat_cells(grids), owner.flatten(1), grids.shape[1])
+            return grids.mean(dim=(3, 4)) if average else grids.amax(dim=(3, 4))
+        return (owned_mean if average else owned_max)(flat_cells(grids), owner.flatten(1), grids.shape[1])
 
     def pooled_logits(self, sound: Tensor, grids: Tensor, owner: Tensor | None = None,
                       vectors: Tensor | None = None) -> Tensor:

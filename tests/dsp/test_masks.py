@@ -128,3 +128,30 @@ def test_cell_mil_trains_only_the_best_cell_of_each_source():
     touched = logits.grad.abs().sum(dim=(2, 3))[0] > 0
     assert touched[1] and not touched[0]
     assert int(touched[2:].sum()) == 1              # one cell of source 1
+
+
+def test_sparsity_is_the_mean_share_kept_by_the_cells_of_sounding_videos():
+    from avsep.dsp.masks import sparsity_loss
+
+    cfg = Config.preset("small")
+    owner = torch.tensor([[0, 0, 1, -1]])
+    logits = torch.full((1, 4, 4, 4), -30.0, requires_grad=True)
+    with torch.no_grad():
+        logits[0, 0] = 30.0                    # keeps everything
+        logits[0, 3] = 30.0                    # a silent distractor's cell: not counted here
+    weight = torch.rand(1, 1, 4, 4) + 0.1
+    loss = sparsity_loss(logits, owner, cfg, weight)
+    assert abs(loss.item() - 1 / 3) < 1e-6      # one of the three owned cells keeps all the sound
+    loss.backward()
+    assert logits.grad[0, 3].abs().sum() == 0
+
+
+def test_sparsity_adds_to_the_pixel_loss_only_when_asked():
+    from avsep.dsp.masks import pixel_loss, sparsity_loss
+
+    targets, owner = _split_sources()
+    logits = torch.randn(1, 4, 4, 4)
+    plain = Config.preset("small")
+    sparse = plain.replace(pixel_sparsity=0.5)
+    extra = pixel_loss(logits, owner, targets, sparse) - pixel_loss(logits, owner, targets, plain)
+    assert torch.isclose(extra, 0.5 * sparsity_loss(logits, owner.flatten(1), plain))

@@ -127,6 +127,26 @@ def test_circular_padding_makes_the_grid_shift_with_the_picture():
         assert same == equivariant, padding
 
 
+def test_wrap_pads_as_torch_circular_padding_does_forward_and_backward():
+    import torch.nn.functional as F
+    from avsep.models.networks import Conv2d, wrap
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 9, 11).to(memory_format=torch.channels_last).requires_grad_(True)
+    assert torch.equal(wrap(x, 2, 3), F.pad(x, (3, 3, 2, 2), mode="circular"))
+    ours = Conv2d(4, 5, 3, 2, padding=2, dilation=2, padding_mode="circular")
+    theirs = torch.nn.Conv2d(4, 5, 3, 2, padding=2, dilation=2, padding_mode="circular")
+    theirs.load_state_dict(ours.state_dict())
+    grads = []
+    for conv in (ours, theirs):
+        out = conv(x)
+        (out * torch.arange(out.numel()).view_as(out)).sum().backward()
+        grads.append((out.detach(), x.grad.clone(), conv.weight.grad.clone()))
+        x.grad = None
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4), (a - b).abs().max()
+
+
 def test_the_fine_grid_shifts_by_one_cell_when_the_picture_shifts_by_half_a_cell():
     torch.manual_seed(0)
     model = SoundOfPixels(Config.preset("small").replace(channels=8, resnet_width=8)).eval()
@@ -181,8 +201,28 @@ def test_the_configured_pool_decides_how_the_forward_pools_a_videos_cells():
         sound, grids = vector_model.sound_features(log_mag), vector_model.view_grids(frames)
         assert torch.allclose(vector_model(log_mag, frames), vector_model.pooled_logits(sound, grids), atol=1e-5)
         assert torch.allclose(mask_model(log_mag, frames), vector_model.cell_pooled_logits(sound, grids), atol=1e-5)
-    with pytest.raises(AvsepError, match="pool must be vector or mask"):
+    average_model = SoundOfPixels(cfg.replace(pool="average")).eval()
+    average_model.load_state_dict(vector_model.state_dict())
+    with torch.no_grad():
+        # The synthesizer is linear in the vector: averaging vectors averages every cell's logits.
+        mean_logits = torch.stack([vector_model.cell_logits(sound, grids[:, n:n + 1]).mean(1) for n in range(2)], 1)
+        assert torch.allclose(average_model(log_mag, frames), mean_logits, atol=1e-5)
+    with pytest.raises(AvsepError, match="pool must be vector, average or mask"):
         cfg.replace(pool="mean")
+
+
+def test_average_pooling_means_the_cells_each_source_owns():
+    from avsep.models.sop import owned_mean
+
+    values = torch.randn(2, 5, 3)
+    owner = torch.tensor([[0, 0, 1, -1, 1], [1, 1, 1, 1, -1]])
+    means = owned_mean(values, owner, 2)
+    assert torch.allclose(means[0, 0], values[0, :2].mean(0)) and torch.allclose(means[0, 1], values[0, [2, 4]].mean(0))
+    assert torch.allclose(means[1, 1], values[1, :4].mean(0)) and torch.equal(means[1, 0], torch.zeros(3))
+    model = SoundOfPixels(Config.preset("small").replace(pool="average"))
+    grids = torch.rand(1, 2, 16, 7, 7)
+    owner = torch.arange(2).view(1, 2, 1, 1).expand(1, 2, 7, 7)
+    assert torch.allclose(model.pooled_vectors(grids, owner), model.pooled_vectors(grids), atol=1e-6)
 
 
 def test_fewer_resnet_stages_keep_torchvision_names_and_end_at_their_stride():
