@@ -134,4 +134,21 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nreport:     {report['held_out']['report']}")
     print(f"separated:  {', '.join(str(p) for p in written)}")
     print(f"checkpoint: {best}    total time {(time.monotonic() - began) / 60:.1f} min")
+    hint = take_off_hint(report, args.steps)
+    if hint:
+        print("\n" + hint)
     return 0
+
+
+TAKE_OFF_DB = 3.0   # validation gain below which a run has not started to separate (docs/training.md)
+
+
+def take_off_hint(report: dict, steps: int) -> str | None:
+    """What to do when the model has not yet started to separate (None when it has)."""
+    inside = report["in_distribution"]
+    gain = inside["model"]["SDR"]["median"] - inside["mixture"]["SDR"]["median"]
+    if gain >= TAKE_OFF_DB:
+        return None
+    return (f"note: the model gains only {gain:+.2f} dB on validation videos after {steps} steps: it has not yet "
+            f"started to separate, which on some draws of the data takes up to 3,000 steps or more. Run the same "
+            f"command with --steps {max(2 * steps, 4000)} to continue this run (see docs/training.md, 'take-off').")

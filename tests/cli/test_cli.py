@@ -57,6 +57,8 @@ def test_quickstart_end_to_end(tmp_path):
         assert rate >= 11025 and samples > rate * 7
     assert sum(abs(read_wav(w)).max() > 0 for w in wavs) >= 2
     assert (work / "separated" / "heatmap.mp4").stat().st_size > 0
+    # 30 steps never start to separate: the user is told how to continue the run
+    assert "has not yet started to separate" in out and "--steps 4000" in out
     # a second run reuses every stage's output and only repeats scoring and separation
     again = avsep(*args)
     assert again.returncode == 0 and "already trained" in again.stdout
