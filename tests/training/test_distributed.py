@@ -206,5 +206,10 @@ def test_ddp_steps_on_two_halves_equal_one_process_on_the_whole_batch(tmp_path):
     import json
 
     result = json.loads(out.read_text())
-    assert result["max_param_diff"] < 1e-5, result  # Adam moves each weight by about 1e-3 a step
+    # Adam moves each weight by about 1e-3 a step, and by nearly as much where its gradient is
+    # almost zero, so summation order alone moves such weights by up to ~1e-4 in 3 steps (the
+    # channels-last convolutions of the circularly padded ResNet reduce in a batch-size-dependent
+    # order); a real difference between the two (an item missing, or seen twice) moves weights by
+    # a whole step.
+    assert result["max_param_diff"] < 2.5e-4, result
     assert all(a == pytest.approx(b, rel=1e-5) for a, b in result["losses"])
