@@ -204,6 +204,8 @@ class Config:
             (self.mask_type in ("binary", "ratio"), "mask_type must be binary or ratio"),
             (self.pixel_mil in ("bin", "cell"), "pixel_mil must be bin or cell"),
             (self.pool in ("vector", "average", "mask"), "pool must be vector, average or mask"),
+            (not (self.pixel_sparsity and self.output_activation == "none"),
+             "pixel_sparsity needs bounded masks: output_activation sigmoid or relu"),
             (self.loss in ("bce", "l1", "l2"), "loss must be bce, l1 or l2"),
             (self.optimizer in ("sgd", "adam", "adamw"), "optimizer must be sgd, adam or adamw"),
             (self.img_activation in activations, "img_activation must be sigmoid, relu or none"),

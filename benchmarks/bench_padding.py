@@ -2,7 +2,8 @@
 
 The `small` preset pads its ResNet circularly. torch's ``padding_mode="circular"`` goes through
 ``F.pad``, which on channels-last CPU tensors costs a chain of copies; ``wrap`` builds the same
-padded tensor with two concatenations. Both give the same numbers (tests/models/test_networks.py);
+padded tensor with two concatenations. Both give the same values (gradients up to float
+summation order; tests/models/test_networks.py);
 this prints how long each takes, alternating them in one process so that the machine's load
 affects both alike:
 
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -32,13 +34,14 @@ from avsep.models.sop import SoundOfPixels  # noqa: E402
 
 @contextlib.contextmanager
 def torch_padding():
-    """Every avsep Conv2d pads as plain ``nn.Conv2d`` does (``F.pad(mode="circular")``)."""
-    ours = networks.Conv2d._conv_forward
+    """Every avsep Conv2d, and the stem's max-pool, pad as torch does (``F.pad(mode="circular")``)."""
+    ours, our_wrap = networks.Conv2d._conv_forward, networks.wrap
     networks.Conv2d._conv_forward = nn.Conv2d._conv_forward
+    networks.wrap = lambda x, rows, cols: F.pad(x, (cols, cols, rows, rows), mode="circular")
     try:
         yield
     finally:
-        networks.Conv2d._conv_forward = ours
+        networks.Conv2d._conv_forward, networks.wrap = ours, our_wrap
 
 
 def training_batch(cfg: Config, batch: int) -> dict:

@@ -134,13 +134,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nreport:     {report['held_out']['report']}")
     print(f"separated:  {', '.join(str(p) for p in written)}")
     print(f"checkpoint: {best}    total time {(time.monotonic() - began) / 60:.1f} min")
-    hint = take_off_hint(report, args.steps)
+    hint = take_off_hint(report, trained_steps(work / "run"))
     if hint:
         print("\n" + hint)
     return 0
 
 
 TAKE_OFF_DB = 3.0   # validation gain below which a run has not started to separate (docs/training.md)
+
+
+def trained_steps(run_dir: Path) -> int:
+    """The steps the run in ``run_dir`` has trained (``--minutes`` may stop it before ``--steps``)."""
+    from avsep.models.checkpoint import load_checkpoint
+
+    return int(load_checkpoint(run_dir / "last.pt")["train_state"]["step"])
 
 
 def take_off_hint(report: dict, steps: int) -> str | None:
@@ -151,4 +158,4 @@ def take_off_hint(report: dict, steps: int) -> str | None:
         return None
     return (f"note: the model gains only {gain:+.2f} dB on validation videos after {steps} steps: it has not yet "
             f"started to separate, which on some draws of the data takes up to 3,000 steps or more. Run the same "
-            f"command with --steps {max(2 * steps, 4000)} to continue this run (see docs/training.md, 'take-off').")
+            f"command with --steps {max(steps + 1600, 4000)} to continue this run (see docs/training.md, 'take-off').")

@@ -198,10 +198,11 @@ class Analysis:
         masks = []
         with torch.no_grad():
             for w, frame_ids in enumerate(self.window_frames):
-                vectors = torch.cat([self._cell_vectors(region, f, radius) for f in frame_ids])  # (cells, K)
+                per_frame = [self._cell_vectors(region, f, radius) for f in frame_ids]
+                vectors = torch.cat(per_frame)                                           # (cells, K)
                 sound = self.sound[w][None]
                 if pool in ("vector", "average"):
-                    pooled = vectors.amax(0, keepdim=True) if pool == "vector" else vectors.mean(0, keepdim=True)
+                    pooled = vectors.amax(0, keepdim=True) if pool == "vector" else _time_max_cell_mean(per_frame)
                     masks.append(self.model.activate(self.model.synthesizer(pooled, sound))[0])
                     continue
                 logits = self.model.synthesizer.per_cell(vectors[None], sound)[0]           # (cells, F, T)
@@ -248,6 +249,15 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
         return np.asarray(audio, dtype=np.float32)
     g = np.gcd(int(rate_in), int(rate_out))
     return resample_poly(np.asarray(audio, dtype=np.float64), rate_out // g, rate_in // g).astype(np.float32)
+
+
+def _time_max_cell_mean(per_frame: list[Tensor]) -> Tensor:
+    """``pool="average"`` as training pools: the max over frames (``temporal_pool="max"``) of each
+    selected cell, then the mean over cells; (1, K). Where a moving region selects different
+    numbers of cells in different frames, the mean over all of them."""
+    if len({len(v) for v in per_frame}) == 1:
+        return torch.stack(per_frame).amax(0).mean(0, keepdim=True)
+    return torch.cat(per_frame).mean(0, keepdim=True)
 
 
 def upsample(grid_map: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:

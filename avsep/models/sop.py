@@ -153,8 +153,8 @@ class SoundOfPixels(nn.Module):
             owner: (B, N, h, w) optional cell owners (see :meth:`pooled_logits`).
         Returns:
             (B, N, F, T) logits; apply :meth:`activate` for masks. The configuration's ``pool``
-            chooses how a video's cells combine: :meth:`pooled_logits` (``vector``) or
-            :meth:`cell_pooled_logits` (``mask``).
+            chooses how a video's cells combine: :meth:`pooled_logits` (``vector``: the max of
+            their vectors; ``average``: their mean) or :meth:`cell_pooled_logits` (``mask``).
         """
         sound, grids = self.sound_features(log_mix_mag), self.view_grids(frames)
         if self.cfg.pool == "mask":

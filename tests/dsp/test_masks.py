@@ -1,6 +1,8 @@
+import pytest
 import torch
 
 from avsep.config import Config
+from avsep.errors import AvsepError
 from avsep.dsp.masks import contrast_loss, ideal_masks, loss_weight, mask_loss, masks_to_audio, target_masks
 from avsep.dsp.inputs import mixture_features
 from avsep.dsp.spectrogram import stft
@@ -135,15 +137,20 @@ def test_sparsity_is_the_mean_share_kept_by_the_cells_of_sounding_videos():
 
     cfg = Config.preset("small")
     owner = torch.tensor([[0, 0, 1, -1]])
-    logits = torch.full((1, 4, 4, 4), -30.0, requires_grad=True)
-    with torch.no_grad():
-        logits[0, 0] = 30.0                    # keeps everything
-        logits[0, 3] = 30.0                    # a silent distractor's cell: not counted here
-    weight = torch.rand(1, 1, 4, 4) + 0.1
+    logits = torch.full((1, 4, 4, 4), -30.0)
+    logits[0, 0] = 30.0                        # keeps everything
+    logits[0, 1, :2] = 30.0                    # keeps the two low rows, where the weight is 3 times higher
+    logits[0, 3] = 0.0                         # a silent distractor's cell: not counted here
+    logits.requires_grad_(True)
+    weight = torch.ones(1, 1, 4, 4)
+    weight[..., :2, :] = 3.0
     loss = sparsity_loss(logits, owner, cfg, weight)
-    assert abs(loss.item() - 1 / 3) < 1e-6      # one of the three owned cells keeps all the sound
+    assert abs(loss.item() - (1 + 0.75 + 0) / 3) < 1e-6   # weighted shares kept: 1, 3/4 and 0
     loss.backward()
-    assert logits.grad[0, 3].abs().sum() == 0
+    assert logits.grad[0, 3].abs().sum() == 0      # at 0 its sigmoid has slope 1/4: not counted, so no gradient
+    assert Config.preset("small").replace(pixel_sparsity=0.0, loss="l1", output_activation="none")
+    with pytest.raises(AvsepError, match="pixel_sparsity needs bounded masks"):
+        Config.preset("small").replace(pixel_sparsity=1.0, loss="l1", output_activation="none")
 
 
 def test_sparsity_adds_to_the_pixel_loss_only_when_asked():

@@ -158,3 +158,13 @@ def test_fine_maps_leave_queries_alone_and_an_unknown_map_grid_is_a_clear_error(
     np.testing.assert_allclose(fine.separate(point=(100, 60)), coarse.separate(point=(100, 60)), atol=1e-6)
     with pytest.raises(AvsepError, match="map_grid='medium': choose one of fine, coarse"):
         sep.analyze(clip(seconds=4), progress=False, map_grid="medium")
+
+
+def test_average_pooling_of_a_region_takes_each_cells_max_over_frames_then_the_mean():
+    from avsep.inference.analysis import _time_max_cell_mean
+
+    frame_a = torch.tensor([[1.0, 0.0], [0.0, 4.0]])      # 2 cells x K=2
+    frame_b = torch.tensor([[3.0, 2.0], [0.0, 0.0]])
+    assert torch.equal(_time_max_cell_mean([frame_a, frame_b]), torch.tensor([[1.5, 3.0]]))
+    # a moving region with different cell counts per frame: the mean over all its vectors
+    assert torch.equal(_time_max_cell_mean([frame_a, frame_b[:1]]), torch.tensor([[4 / 3, 2.0]]))

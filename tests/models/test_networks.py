@@ -134,8 +134,10 @@ def test_wrap_pads_as_torch_circular_padding_does_forward_and_backward():
     torch.manual_seed(0)
     x = torch.randn(2, 4, 9, 11).to(memory_format=torch.channels_last).requires_grad_(True)
     assert torch.equal(wrap(x, 2, 3), F.pad(x, (3, 3, 2, 2), mode="circular"))
-    ours = Conv2d(4, 5, 3, 2, padding=2, dilation=2, padding_mode="circular")
-    theirs = torch.nn.Conv2d(4, 5, 3, 2, padding=2, dilation=2, padding_mode="circular")
+    with pytest.raises(ValueError, match="larger than"):
+        wrap(x, 10, 1)
+    ours = Conv2d(4, 5, 3, 2, padding=(1, 2), dilation=(1, 2), padding_mode="circular")
+    theirs = torch.nn.Conv2d(4, 5, 3, 2, padding=(1, 2), dilation=(1, 2), padding_mode="circular")
     theirs.load_state_dict(ours.state_dict())
     grads = []
     for conv in (ours, theirs):
