@@ -23,6 +23,10 @@ from typing import Any, Iterable, Optional
 
 from avsep.errors import AvsepError
 
+# Ways a model can pool the cells of a video or region (the configuration's ``pool``).
+MODEL_POOLS = ("vector", "average", "mask")
+# ...and at a query, also ``mean``: the mean of the cells' masks (Analysis.separate's ``pool=``).
+QUERY_POOLS = MODEL_POOLS + ("mean",)
 # Keys that older checkpoints carry but that are now run settings or gone: ignored on load.
 LEGACY_KEYS = {"workers", "checkpoint_minutes", "preset"}
 
@@ -203,7 +207,7 @@ class Config:
              "visual_padding must be zeros, reflect, replicate or circular"),
             (self.mask_type in ("binary", "ratio"), "mask_type must be binary or ratio"),
             (self.pixel_mil in ("bin", "cell"), "pixel_mil must be bin or cell"),
-            (self.pool in ("vector", "average", "mask"), "pool must be vector, average or mask"),
+            (self.pool in MODEL_POOLS, "pool must be vector, average or mask"),
             (not (self.pixel_sparsity and self.output_activation == "none"),
              "pixel_sparsity needs bounded masks: output_activation sigmoid or relu"),
             (self.loss in ("bce", "l1", "l2"), "loss must be bce, l1 or l2"),

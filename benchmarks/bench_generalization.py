@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avsep.config import Config, RunSettings  # noqa: E402
+from avsep.config import QUERY_POOLS, Config, RunSettings  # noqa: E402
 from avsep.evaluation.heldout import format_report, generalization_report  # noqa: E402
 from avsep.evaluation.tables import json_safe  # noqa: E402
 from avsep.synth.demo import prepare_demo  # noqa: E402
@@ -49,7 +49,7 @@ def main() -> None:
                         "(default: the library's, 1); rescoring a trained run does not train it again")
     parser.add_argument("--map-grid", choices=["fine", "coarse"], default="fine",  # small: fine by default too
                         help="grid of the energy maps that pointing scores (rescoring does not train again)")
-    parser.add_argument("--pool", choices=["vector", "average", "mask", "mean"],
+    parser.add_argument("--pool", choices=QUERY_POOLS,
                         help="how the cells of a click (and, but for mean, of a solo video) combine "
                         "(default: the model's configuration; rescoring does not train again)")
     args = parser.parse_args()

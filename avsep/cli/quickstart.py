@@ -44,8 +44,9 @@ def _stage(name: str) -> None:
     print(f"\n== {name}", flush=True)
 
 
-def train_to(cfg: Config, data: Path, run_dir: Path, steps: int, minutes: float | None) -> Path:
-    """Train (or resume) until ``steps`` steps are done in total; returns best.pt."""
+def train_to(cfg: Config, data: Path, run_dir: Path, steps: int, minutes: float | None) -> tuple[Path, int]:
+    """Train (or resume) until ``steps`` steps are done in total; returns best.pt and the steps
+    trained (fewer than ``steps`` if ``minutes`` ran out)."""
     from avsep.models.checkpoint import load_checkpoint
     from avsep.training.trainer import Trainer
 
@@ -57,10 +58,10 @@ def train_to(cfg: Config, data: Path, run_dir: Path, steps: int, minutes: float 
     if done < steps:
         cfg = cfg.replace(epochs=max(cfg.epochs, steps // cfg.steps_per_epoch + 1))  # steps, not epochs, end it
         settings = RunSettings(max_steps=steps, max_minutes=minutes)
-        Trainer(cfg, data / "train.csv", data / "val.csv", run_dir, settings, resume_state=state).fit()
+        done = Trainer(cfg, data / "train.csv", data / "val.csv", run_dir, settings, resume_state=state).fit().step
     else:
         print(f"already trained for {done} steps in {run_dir}")
-    return run_dir / "best.pt"
+    return run_dir / "best.pt", done
 
 
 def separate_duet(checkpoint: Path, duet: dict, out_dir: Path) -> list[Path]:
@@ -120,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
                         workers=args.workers)
 
     _stage(f"2/4 training the `small` model for {args.steps} steps")
-    best = train_to(cfg, demo.data, work / "run", args.steps, args.minutes)
+    best, trained = train_to(cfg, demo.data, work / "run", args.steps, args.minutes)
 
     _stage("3/4 scoring in distribution and on held-out scenes")
     report = generalization_report(best, demo.data / "val.csv", demo.heldout_index, demo.duets, pairs=args.pairs,
@@ -134,20 +135,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nreport:     {report['held_out']['report']}")
     print(f"separated:  {', '.join(str(p) for p in written)}")
     print(f"checkpoint: {best}    total time {(time.monotonic() - began) / 60:.1f} min")
-    hint = take_off_hint(report, trained_steps(work / "run"))
+    hint = take_off_hint(report, trained)
     if hint:
         print("\n" + hint)
     return 0
 
 
 TAKE_OFF_DB = 3.0   # validation gain below which a run has not started to separate (docs/training.md)
-
-
-def trained_steps(run_dir: Path) -> int:
-    """The steps the run in ``run_dir`` has trained (``--minutes`` may stop it before ``--steps``)."""
-    from avsep.models.checkpoint import load_checkpoint
-
-    return int(load_checkpoint(run_dir / "last.pt")["train_state"]["step"])
 
 
 def take_off_hint(report: dict, steps: int) -> str | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avsep.config import QUERY_POOLS
 from avsep.errors import AvsepError
 
 
@@ -46,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detect", action="store_true", help="separate every object the detector tracks")
     parser.add_argument("--partition", action="store_true",
                         help="share the sound between the queries: stems plus residual add up to the mixture")
-    parser.add_argument("--pool", choices=["vector", "average", "mask", "mean"],
+    parser.add_argument("--pool", choices=QUERY_POOLS,
                         help="how the cells of a box or point combine (default: the model's configured pool, vector for both presets; see docs/separating.md)")
     parser.add_argument("--radius", type=int, default=None, metavar="CELLS",
                         help="a point also selects the grid cells within this many cells of it (default: 1)")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from avsep.config import MODEL_POOLS
 from avsep.evaluation.ensembles import score_clicks, score_pointing
 from avsep.evaluation.evaluate import evaluate
 from avsep.evaluation.localization import summarize_localization
@@ -55,7 +56,7 @@ def generalization_report(checkpoint: str | Path, val_index: str | Path, heldout
     """In-distribution and held-out figures of one checkpoint (see the module docstring); an HTML
     report of the held-out pairs goes to ``report_dir`` if given. ``query`` (``map_grid``, ``radius``,
     ``pool``) goes to the duets (:func:`evaluate_duets`); ``pool`` to the solo pairs too."""
-    pool = query.get("pool") if query.get("pool") in ("vector", "average", "mask") else None
+    pool = query.get("pool") if query.get("pool") in MODEL_POOLS else None
     in_dist = evaluate(checkpoint, val_index, pairs=pairs, progress=progress, pool=pool)
     held_out = evaluate(checkpoint, heldout_index, pairs=pairs, oracle="ibm", progress=progress,
                         report_dir=report_dir, pool=pool)

@@ -26,13 +26,12 @@ import torch
 from scipy.signal import resample_poly
 from torch import Tensor
 
-from avsep.config import Config
+from avsep.config import QUERY_POOLS, Config
 from avsep.dsp.masks import masks_to_audio
 from avsep.dsp.spectrogram import warp
 from avsep.errors import AvsepError
 from avsep.inference.regions import Box, BoxTrack, Point, Region, cells, check_region, region_at
 
-POOLS = ("vector", "average", "mask", "mean")
 POINT_RADIUS = 1
 
 
@@ -193,8 +192,8 @@ class Analysis:
     # --- internals -----------------------------------------------------------------------------
     def _window_masks(self, region: Region, pool: str, radius: int) -> Tensor:
         """The region's mask in every window: (W, F, T), after the output activation."""
-        if pool not in POOLS:
-            raise AvsepError(f"pool={pool!r}: choose one of {', '.join(POOLS)}")
+        if pool not in QUERY_POOLS:
+            raise AvsepError(f"pool={pool!r}: choose one of {', '.join(QUERY_POOLS)}")
         masks = []
         with torch.no_grad():
             for w, frame_ids in enumerate(self.window_frames):
