@@ -76,7 +76,9 @@ def trained_separator_checkpoint(tmp_path_factory) -> Path:
         return Path(os.environ["AVSEP_TEST_CHECKPOINT"])
     from avsep.inference.detector import cache_dir
 
-    key = hashlib.sha1(json.dumps(RECIPE, sort_keys=True).encode()).hexdigest()[:12]
+    # The resolved configuration is part of the key: a change to the preset trains a new model.
+    key = hashlib.sha1(json.dumps({**RECIPE, "config": recipe_config().to_dict()}, sort_keys=True).encode())
+    key = key.hexdigest()[:12]
     cached = cache_dir() / "test_models" / f"separator-{key}" / "best.pt"
     if cached.is_file() and (cached.parent / "log.csv").is_file():  # older caches kept no log.csv
         return cached
@@ -89,9 +91,15 @@ def trained_separator_checkpoint(tmp_path_factory) -> Path:
     return cached
 
 
+def recipe_config():
+    from avsep.config import Config
+
+    return Config.preset(RECIPE["preset"]).with_overrides(RECIPE["set"])
+
+
 def train_separator(work: Path) -> Path:
     """Generate solo videos, preprocess them and train a model by RECIPE; returns best.pt."""
-    from avsep.config import Config, RunSettings
+    from avsep.config import RunSettings
     from avsep.data.preprocess import preprocess
     from avsep.synth import make_solo_collection
     from avsep.training.trainer import Trainer
@@ -99,7 +107,6 @@ def train_separator(work: Path) -> Path:
     make_solo_collection(work / "videos", labels=RECIPE["labels"], videos_per_label=RECIPE["per_label"],
                          seconds=RECIPE["seconds"], seed=RECIPE["seed"], workers=os.cpu_count() or 1, pool="train")
     preprocess(work / "videos", work / "data", workers=os.cpu_count() or 1)
-    cfg = Config.preset(RECIPE["preset"]).with_overrides(RECIPE["set"])
-    Trainer(cfg, work / "data" / "train.csv", work / "data" / "val.csv", work / "run",
+    Trainer(recipe_config(), work / "data" / "train.csv", work / "data" / "val.csv", work / "run",
             RunSettings(max_steps=RECIPE["max_steps"])).fit()
     return work / "run" / "best.pt"

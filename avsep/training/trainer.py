@@ -33,6 +33,7 @@ from avsep.dsp.inputs import mixture_features
 from avsep.dsp.masks import contrast_loss, loss_weight, mask_loss, pixel_loss, target_masks
 from avsep.models.checkpoint import load_checkpoint, save_checkpoint
 from avsep.models.sop import SoundOfPixels
+from avsep.training.averaging import WeightAverage
 from avsep.training.data import open_data
 from avsep.training.distributed import DistContext
 from avsep.training.engine import (Precision, TrainingObjective, optimizer_step, plain_state_dict,
@@ -148,7 +149,8 @@ class Trainer:
         self.manifest = self.data.manifest
         self.precision: Precision = resolve_precision(self.settings.precision, self.device)
         if resume_state is not None:
-            self.model.load_state_dict(plain_state_dict(resume_state["model"]))
+            # With weight averaging, "model" is the average and "training_model" the raw weights.
+            self.model.load_state_dict(plain_state_dict(resume_state.get("training_model", resume_state["model"])))
             self.optimizer.load_state_dict(resume_state["optimizer"])
             self.state = TrainState(**resume_state["train_state"])
             if self.precision.scaler is not None and resume_state.get("grad_scaler"):
@@ -163,6 +165,16 @@ class Trainer:
         objective = TrainingObjective(self.model, lambda model, batch: training_loss(model, batch, cfg, self.device),
                                       self.device)
         self.step_module = wrap_objective(objective, self.dist, self.settings.compile)
+        # After DDP's first broadcast, so that every rank averages rank 0's weights.
+        self.average = WeightAverage(self.model, cfg.ema_decay) if cfg.ema_decay else None
+        if self.average is not None and resume_state is not None and "training_model" in resume_state:
+            self.average.model.load_state_dict(plain_state_dict(resume_state["model"]))
+
+    @property
+    def separating_model(self) -> torch.nn.Module:
+        """The model that validation scores and checkpoints hold as ``model``: the weight
+        average when ``ema_decay`` is set, else the trained model itself."""
+        return self.model if self.average is None else self.average.model
 
     def validate(self) -> dict | None:
         """The evaluation summary on the fixed validation mixtures (None without a validation set).
@@ -171,8 +183,9 @@ class Trainer:
         """
         if self.data.val_set is None:
             return None
-        self.model.eval()
-        summary = validate_split(self.model, self.data.val_set, self.cfg, self.dist)
+        model = self.separating_model
+        model.eval()
+        summary = validate_split(model, self.data.val_set, self.cfg, self.dist)
         self.model.train()
         return summary
 
@@ -200,10 +213,12 @@ class Trainer:
                  "val_silent": summary["silent_estimates"]["model"] if summary else None}
         if self.precision.scaler is not None:
             extra["grad_scaler"] = self.precision.scaler.state_dict()
+        if self.average is not None:
+            extra["training_model"] = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         # last.pt first: if a kill comes before best.pt is written, reconcile_best repairs it.
-        save_checkpoint(self.run_dir / "last.pt", self.model, self.cfg, **extra)
+        save_checkpoint(self.run_dir / "last.pt", self.separating_model, self.cfg, **extra)
         if improved:  # without validation, best.pt simply follows last.pt
-            save_checkpoint(self.run_dir / "best.pt", self.model, self.cfg, **extra)
+            save_checkpoint(self.run_dir / "best.pt", self.separating_model, self.cfg, **extra)
         return val_sdr
 
     def fit(self) -> TrainState:
@@ -228,6 +243,8 @@ class Trainer:
                 now = time.monotonic()
                 speed = cfg.batch_size / max(now - tick, 1e-9)  # global samples/s
                 self._advance(now - tick)
+                if self.average is not None:
+                    self.average.update(self.model, state.step)
                 # The mean loss, and rank 0's clock for the time-based decisions, on every rank.
                 loss, state.seconds, save_now = self.dist.agree(
                     loss, state.seconds, now - last_save >= settings.save_minutes * 60)

@@ -73,8 +73,8 @@ def test_a_silent_model_never_becomes_best(tiny_dataset, tmp_path):
     trainer = Trainer(CFG, tiny_dataset / "train.csv", tiny_dataset / "val.csv", tmp_path / "run",
                       RunSettings(workers=0, progress=False))
     with torch.no_grad():
-        trainer.model.synthesizer.scale.zero_()
-        trainer.model.synthesizer.bias.fill_(-200.0)
+        trainer.separating_model.synthesizer.scale.zero_()  # the model that validation scores
+        trainer.separating_model.synthesizer.bias.fill_(-200.0)
     assert trainer.checkpoint() == -50.0
     assert not (tmp_path / "run" / "best.pt").exists() and trainer.state.best_step == -1
 
