@@ -27,6 +27,11 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
+def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A model's state dict as detached CPU tensors, as checkpoints store it."""
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
 def save_checkpoint(path: str | Path, model: torch.nn.Module, cfg: Config, **extra: Any) -> Path:
     """Write ``{"format", "config", "versions", "model", **extra}`` atomically to ``path``.
 
@@ -34,7 +39,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, cfg: Config, **ext
     """
     path = Path(path)
     state = {"format": FORMAT, "config": cfg.to_dict(), "versions": versions(),
-             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}
+             "model": cpu_state(model), **extra}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     atomic_write_text(path.with_name("config.json"), cfg.to_json())

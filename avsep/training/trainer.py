@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from avsep.config import Config, RunSettings
 from avsep.dsp.inputs import mixture_features
 from avsep.dsp.masks import contrast_loss, loss_weight, mask_loss, pixel_loss, target_masks
-from avsep.models.checkpoint import load_checkpoint, save_checkpoint
+from avsep.models.checkpoint import cpu_state, load_checkpoint, save_checkpoint
 from avsep.models.sop import SoundOfPixels
 from avsep.training.averaging import WeightAverage
 from avsep.training.data import open_data
@@ -214,7 +214,7 @@ class Trainer:
         if self.precision.scaler is not None:
             extra["grad_scaler"] = self.precision.scaler.state_dict()
         if self.average is not None:
-            extra["training_model"] = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+            extra["training_model"] = cpu_state(self.model)
         # last.pt first: if a kill comes before best.pt is written, reconcile_best repairs it.
         save_checkpoint(self.run_dir / "last.pt", self.separating_model, self.cfg, **extra)
         if improved:  # without validation, best.pt simply follows last.pt

@@ -74,7 +74,7 @@ def test_checkpoints_hold_the_average_as_model_and_resume_it_bit_for_bit(tiny_da
     # What separates is the average: every loader of checkpoints rebuilds it.
     model, cfg, _ = load_model(tmp_path / "full/last.pt")
     assert cfg.ema_decay == 0.9
-    assert same_weights({k: v for k, v in model.state_dict().items()}, full["model"])
+    assert same_weights(model.state_dict(), full["model"])
 
 
 def test_without_averaging_checkpoints_hold_only_the_trained_model(tiny_dataset, tmp_path):
@@ -83,4 +83,4 @@ def test_without_averaging_checkpoints_hold_only_the_trained_model(tiny_dataset,
     trainer.fit()
     state = load_checkpoint(tmp_path / "run/last.pt")
     assert "training_model" not in state
-    assert same_weights(state["model"], {k: v for k, v in trainer.model.state_dict().items()})
+    assert same_weights(state["model"], trainer.model.state_dict())
