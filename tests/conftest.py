@@ -66,8 +66,10 @@ def tiny_dataset(tmp_path_factory) -> Path:
 # --max-steps 1500 --set ema_decay=0` make it (about 13 minutes on 2 free cores).
 # Two instruments, because the test is about the app, not about how far a small model generalises.
 # Raw weights, not the preset's moving average: on this data draw the average's checkpoints chose
-# the wrong player on the held-out videos (-2.2 dB), the raw weights' beat the mixture at every
-# validation step (+5.2 to +17.8 dB); docs/training.md, "The test suite's model".
+# the wrong player on the held-out videos (-2.2 dB SDR), the raw weights' beat the mixture (0.12 dB)
+# at every validation step (5.2 to 17.8 dB); docs/training.md, "The test suite's model".
+# Its 2 validation videos make preprocess warn: a known weakness of this small recipe, kept because
+# the raw weights transfer at every step, whichever one validation picks.
 RECIPE = {"labels": ["violin", "drum"], "per_label": 10, "seconds": 8.0, "seed": 0, "preset": "small",
           "set": ["ema_decay=0"], "max_steps": 1500, "version": 3}
 

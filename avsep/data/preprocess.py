@@ -240,22 +240,23 @@ def _write_indexes(out: Path, videos: List[Video], records: Dict[str, Dict[str, 
         rows[splits[vid]].append(IndexRow(wav_path, frames_dir, int(records[vid]["num_frames"]), video.label))
     for split in SPLITS:
         write_index(out / f"{split}.csv", rows[split], relative_to=out)
-    _warn_empty_splits(rows, val_frac, test_frac)
+    _warn_thin_splits(rows, val_frac, test_frac)
     return {split: len(rows[split]) for split in SPLITS}
 
 
-# Fewer validation videos than this make best.pt a choice on noise: with one video a label, every
-# validation pair mixes the same two videos, and its SDR swung by 20 dB between checks
+# Fewer validation videos than this make best.pt a choice on noise: with two labels and one video
+# a label, every validation pair mixes the same two videos, and its SDR swung by 20 dB between checks
 # (docs/training.md, "The test suite's model").
 MIN_VAL_VIDEOS = 8
 
 
-def _warn_empty_splits(rows: Dict[str, List[IndexRow]], val_frac: float, test_frac: float) -> None:
+def _warn_thin_splits(rows: Dict[str, List[IndexRow]], val_frac: float, test_frac: float) -> None:
     """Splits are drawn per video, so a small label can end up with no val or test video, and a
     small collection with too few validation videos to choose a checkpoint: say so."""
     if val_frac > 0 and 0 < len(rows["val"]) < MIN_VAL_VIDEOS:
         log.warning("only %d val video(s): best.pt is chosen on them, and so few make validation SDR "
-                    "noise; raise --val-frac (for example to 0.25)", len(rows["val"]))
+                    "noise; add videos or raise --val-frac to about %d / (number of videos)", len(rows["val"]),
+                    MIN_VAL_VIDEOS)
     wanted = [s for s, frac in (("val", val_frac), ("test", test_frac)) if frac > 0]
     labels = sorted({r.label for split_rows in rows.values() for r in split_rows})
     for split in wanted:

@@ -207,7 +207,7 @@ def test_cli(src, tmp_path):
 
 def test_too_few_validation_videos_are_flagged(caplog):
     from avsep.data.index import IndexRow
-    from avsep.data.preprocess import MIN_VAL_VIDEOS, _warn_empty_splits
+    from avsep.data.preprocess import MIN_VAL_VIDEOS, _warn_thin_splits
 
     def rows(n_val):
         make = lambda split, i: IndexRow(Path(f"{split}{i}.wav"), Path(f"{split}{i}"), 64, "violin")
@@ -215,10 +215,10 @@ def test_too_few_validation_videos_are_flagged(caplog):
                 "test": [make("test", 0)]}
 
     with caplog.at_level("WARNING", logger="avsep"):
-        _warn_empty_splits(rows(2), val_frac=0.1, test_frac=0.1)
+        _warn_thin_splits(rows(2), val_frac=0.1, test_frac=0.1)
     assert "only 2 val video(s)" in caplog.text and "--val-frac" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="avsep"):
-        _warn_empty_splits(rows(MIN_VAL_VIDEOS), val_frac=0.1, test_frac=0.1)
-        _warn_empty_splits(rows(0), val_frac=0.0, test_frac=0.1)  # no validation asked for
+        _warn_thin_splits(rows(MIN_VAL_VIDEOS), val_frac=0.1, test_frac=0.1)
+        _warn_thin_splits(rows(0), val_frac=0.0, test_frac=0.1)  # no validation asked for
     assert "val video" not in caplog.text

@@ -74,10 +74,10 @@ def test_separate_cli_splits_a_new_duet_by_boxes(trained_separator_checkpoint, h
     report = f"box SDRs {np.round(model_sdr, 2)} vs mixture {np.round(mixture_sdr, 2)} dB"
     # The CLI must deliver separated sound: at least one box's stem clearly beats the mixture.
     assert (model_sdr - mixture_sdr).max() > 3.0, report
-    if (model_sdr <= mixture_sdr).any():
+    if (model_sdr - mixture_sdr).min() < 1.0:
         # Known defect of the small test model, not of the CLI: on this duet the box on one of the
         # players does not separate it yet (issue 7, docs/training.md "The test suite's model").
-        pytest.xfail(f"a box does not beat the mixture: {report}")
+        pytest.xfail(f"a box does not beat the mixture by 1 dB: {report}")
 
 
 def test_separate_cli_bad_input_is_one_line(trained_separator_checkpoint, held_out, tmp_path):
