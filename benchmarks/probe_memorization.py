@@ -1,19 +1,24 @@
 """Which network fails to generalise, the vision or the audio one? Swap the frames of mixtures.
 
     python benchmarks/probe_memorization.py --checkpoint RUN/best.pt --data DATA [--pairs 40]
+    python benchmarks/probe_memorization.py --checkpoint RUN/best.pt --data WORKDIR/data --unseen WORKDIR/heldout/all.csv
 
 Scores fixed two-source mixtures (centred clips, equal loudness, as validation does) five ways,
 each source shown by its own frames or by the frames of another video *of the same label*:
 
     train audio, own frames          how well the training videos are fitted
     train audio, other train frames  the vision net maps training videos to their instrument
-    train audio, val frames          the vision net recognises the instrument in videos it never saw
-    val audio, own frames            the validation score
-    val audio, train frames          the audio net separates sounds it never heard
+    train audio, unseen frames       the vision net recognises the instrument in videos it never saw
+    unseen audio, own frames         the validation (or held-out) score
+    unseen audio, train frames       the audio net separates sounds it never heard
+
+(unseen: the validation videos, or those of ``--unseen``).
 
 A model that memorised its training videos scores high on the first two rows and low on the
 rest. If the third row is low and the fifth high, the vision net is what fails on new videos;
-if the reverse, the audio net.
+if the reverse, the audio net. ``--unseen`` takes the videos never seen from another index than
+DATA/val.csv: the held-out scenes of bench_generalization.py (new backgrounds, melodies and
+soundfont), where the validation videos share the training pools.
 """
 from __future__ import annotations
 
@@ -73,18 +78,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True, help="a folder from `avsep preprocess`")
+    parser.add_argument("--unseen", type=Path, help="index of the videos never seen in training (default: DATA/val.csv)")
     parser.add_argument("--pairs", type=int, default=40)
     args = parser.parse_args()
     model, cfg, _ = load_model(args.checkpoint)
-    train, val = read_index(args.data / "train.csv"), read_index(args.data / "val.csv")
-    for name, rows in (("train.csv", train), ("val.csv", val)):
+    unseen_index = args.unseen or args.data / "val.csv"
+    train, unseen = read_index(args.data / "train.csv"), read_index(unseen_index)
+    for path, rows in ((args.data / "train.csv", train), (unseen_index, unseen)):
         counts = {label: sum(r.label == label for r in rows) for label in {r.label for r in rows}}
         if len(counts) < 2 or min(counts.values()) < 2:
-            sys.exit(f"{args.data / name}: needs 2 labels or more and 2 videos of each; has {counts}")
+            sys.exit(f"{path}: needs 2 labels or more and 2 videos of each; has {counts}")
     rng = np.random.default_rng(0)
     cases = [("train audio, own frames", train, None), ("train audio, other train frames", train, train),
-             ("train audio, val frames", train, val), ("val audio, own frames", val, None),
-             ("val audio, train frames", val, train)]
+             ("train audio, unseen frames", train, unseen), ("unseen audio, own frames", unseen, None),
+             ("unseen audio, train frames", unseen, train)]
     print(f"median SDR (dB) of {args.pairs} fixed mixtures, {args.checkpoint}")
     for name, audio_rows, frame_rows in cases:
         print(f"  {name:34s} {median_sdr(model, cfg, items(audio_rows, frame_rows, cfg, args.pairs, rng)):6.2f}")

@@ -2,13 +2,15 @@
 
 Trains the recipe as the fixture does (same videos, preprocessing and Trainer), keeps the
 checkpoint of every validation, and scores each one as tests/training/test_learning.py does:
-held-out solo pairs (the held-out pool, 3 videos a label, 9 pairs) and a box on each player of
-a new duet through `avsep separate --box`. Prints one line a step, so that a reader can see
-whether the held-out result hangs on which checkpoint validation picks (docs/training.md,
-"The test suite's model").
+held-out solo pairs (the held-out pool, 3 videos a label, 9 pairs; ``--heldout-per-label`` for
+more) and a box on each player of a new duet through `avsep separate --box`. Prints one line a
+step, so that a reader can see whether the held-out result hangs on which checkpoint validation
+picks, or on which videos are held out (docs/training.md, "The test suite's model"). A workdir
+whose run has its last step's checkpoint is scored again without training.
 
 Usage:  python benchmarks/probe_test_recipe.py --workdir DIR [--set KEY=VALUE ...]
                                                [--per-label N --val-frac F --test-frac F]
+                                               [--heldout-per-label N]
 """
 from __future__ import annotations
 
@@ -49,10 +51,14 @@ def main() -> None:
     parser.add_argument("--val-frac", type=float, default=0.1)
     parser.add_argument("--test-frac", type=float, default=0.1)
     parser.add_argument("--steps", type=int, default=RECIPE["max_steps"])
+    parser.add_argument("--heldout-per-label", type=int, default=3,
+                        help="held-out videos a label to score solo pairs on (the test's: 3)")
     args = parser.parse_args()
 
     work = args.workdir
-    held_out = make_held_out(work / "held_out")
+    per_label = args.heldout_per_label
+    held_out = make_held_out(work / ("held_out" if per_label == 3 else f"held_out_{per_label}"), per_label)
+    pairs = per_label ** len(RECIPE["labels"])    # every cross-label pair
     if not (work / "data" / "train.csv").is_file():
         make_solo_collection(work / "videos", labels=RECIPE["labels"], videos_per_label=args.per_label,
                              seconds=RECIPE["seconds"], seed=RECIPE["seed"], workers=2, pool="train", progress=False)
@@ -60,10 +66,11 @@ def main() -> None:
                    progress=False)
     cfg = Config.preset(RECIPE["preset"]).with_overrides(args.set)
     run = work / "run"
-    KeepingTrainer(cfg, work / "data" / "train.csv", work / "data" / "val.csv", run,
-                   RunSettings(max_steps=args.steps)).fit()
+    if not (run / f"step{args.steps}.pt").is_file():
+        KeepingTrainer(cfg, work / "data" / "train.csv", work / "data" / "val.csv", run,
+                       RunSettings(max_steps=args.steps)).fit()
     for checkpoint in sorted(run.glob("step*.pt"), key=lambda f: int(f.stem[4:])) + [run / "best.pt"]:
-        solo = evaluate(checkpoint, held_out["index"], pairs=9, progress=False)
+        solo = evaluate(checkpoint, held_out["index"], pairs=pairs, progress=False)
         with tempfile.TemporaryDirectory() as out:
             boxes, mixture = cli_box_sdrs(checkpoint, held_out["duet"], Path(out))
         print(f"{checkpoint.name}: held-out solo SDR {solo['model']['SDR']['median']:.2f} "

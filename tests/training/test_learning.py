@@ -29,12 +29,13 @@ def held_out(tmp_path_factory):
     return make_held_out(tmp_path_factory.mktemp("held_out"))
 
 
-def make_held_out(root):
-    """The `held_out` fixture's data under ``root`` (also used by benchmarks/probe_test_recipe.py)."""
+def make_held_out(root, per_label: int = 3):
+    """The `held_out` fixture's data under ``root`` (also used by benchmarks/probe_test_recipe.py,
+    which can ask for more than the test's 3 videos a label)."""
     from avsep.data.preprocess import preprocess
     from avsep.synth import load_duets, make_duets, make_solo_collection
 
-    make_solo_collection(root / "videos", labels=RECIPE["labels"], videos_per_label=3, seed=11, workers=2,
+    make_solo_collection(root / "videos", labels=RECIPE["labels"], videos_per_label=per_label, seed=11, workers=2,
                          progress=False, pool="test")
     preprocess(root / "videos", root / "data", workers=2, val_frac=0.0, test_frac=0.0, progress=False)
     make_duets(root / "duets", pairs=[tuple(RECIPE["labels"])], count=1, seed=7, pool="train")
