@@ -46,7 +46,8 @@ class KeepingTrainer(Trainer):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--set", nargs="*", default=RECIPE["set"], help="configuration overrides (default: RECIPE's)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="configuration overrides, applied after RECIPE's own")
     parser.add_argument("--per-label", type=int, default=RECIPE["per_label"])
     parser.add_argument("--val-frac", type=float, default=0.1)
     parser.add_argument("--test-frac", type=float, default=0.1)
@@ -58,14 +59,15 @@ def main() -> None:
     work = args.workdir
     per_label = args.heldout_per_label
     held_out = make_held_out(work / ("held_out" if per_label == 3 else f"held_out_{per_label}"), per_label)
-    pairs = per_label ** len(RECIPE["labels"])    # every cross-label pair
+    pairs = per_label ** 2    # every pair of two videos of RECIPE's two labels
     if not (work / "data" / "train.csv").is_file():
         make_solo_collection(work / "videos", labels=RECIPE["labels"], videos_per_label=args.per_label,
                              seconds=RECIPE["seconds"], seed=RECIPE["seed"], workers=2, pool="train", progress=False)
         preprocess(work / "videos", work / "data", workers=2, val_frac=args.val_frac, test_frac=args.test_frac,
                    progress=False)
-    cfg = Config.preset(RECIPE["preset"]).with_overrides(args.set)
+    cfg = Config.preset(RECIPE["preset"]).with_overrides(RECIPE["set"] + args.overrides)
     run = work / "run"
+    # Rescoring: a run that reached its last step is not trained again (same workdir, same overrides).
     if not (run / f"step{args.steps}.pt").is_file():
         KeepingTrainer(cfg, work / "data" / "train.csv", work / "data" / "val.csv", run,
                        RunSettings(max_steps=args.steps)).fit()
