@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avsep.data.index import read_index  # noqa: E402
+from avsep.errors import AvsepError  # noqa: E402
 from avsep.data.mixtures import MixtureDataset, fixed_mixtures  # noqa: E402
 from avsep.evaluation.evaluate import separate_batch  # noqa: E402
 from avsep.evaluation.scoring import score_mixture, silent_references  # noqa: E402
@@ -83,7 +84,10 @@ def main() -> None:
     args = parser.parse_args()
     model, cfg, _ = load_model(args.checkpoint)
     unseen_index = args.unseen or args.data / "val.csv"
-    train, unseen = read_index(args.data / "train.csv"), read_index(unseen_index)
+    try:
+        train, unseen = read_index(args.data / "train.csv"), read_index(unseen_index)
+    except AvsepError as err:
+        sys.exit(str(err))
     for path, rows in ((args.data / "train.csv", train), (unseen_index, unseen)):
         counts = {label: sum(r.label == label for r in rows) for label in {r.label for r in rows}}
         if len(counts) < 2 or min(counts.values()) < 2:

@@ -58,6 +58,8 @@ def main() -> None:
 
     work = args.workdir
     per_label = args.heldout_per_label
+    if per_label < 1:
+        parser.error(f"--heldout-per-label {per_label}: must be at least 1")
     held_out = make_held_out(work / ("held_out" if per_label == 3 else f"held_out_{per_label}"), per_label)
     pairs = per_label ** 2    # every pair of two videos of RECIPE's two labels
     if not (work / "data" / "train.csv").is_file():
@@ -67,8 +69,12 @@ def main() -> None:
                    progress=False)
     cfg = Config.preset(RECIPE["preset"]).with_overrides(RECIPE["set"] + args.overrides)
     run = work / "run"
-    # Rescoring: a run that reached its last step is not trained again (same workdir, same overrides).
-    if not (run / f"step{args.steps}.pt").is_file():
+    if (run / f"step{args.steps}.pt").is_file():
+        # Rescoring a finished run: only if it was trained with this configuration.
+        changed = Config.load(run / "config.json").differences(cfg)
+        if changed:
+            sys.exit(f"{run}: trained with other values of {', '.join(changed)}; use another --workdir")
+    else:
         KeepingTrainer(cfg, work / "data" / "train.csv", work / "data" / "val.csv", run,
                        RunSettings(max_steps=args.steps)).fit()
     for checkpoint in sorted(run.glob("step*.pt"), key=lambda f: int(f.stem[4:])) + [run / "best.pt"]:
