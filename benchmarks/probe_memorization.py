@@ -12,7 +12,8 @@ each source shown by its own frames or by the frames of another video *of the sa
     unseen audio, own frames         the validation (or held-out) score
     unseen audio, train frames       the audio net separates sounds it never heard
 
-(unseen: the validation videos, or those of ``--unseen``).
+(unseen: the validation videos, or those of ``--unseen``). The crossed rows keep only the labels
+that both sides have, so where a split lacks a label they score fewer labels than the others.
 
 A model that memorised its training videos scores high on the first two rows and low on the
 rest. If the third row is low and the fifth high, the vision net is what fails on new videos;
@@ -75,6 +76,11 @@ def median_sdr(model, cfg, batch_items: list[dict]) -> float:
     return float(np.median(values))
 
 
+def labels_of(rows: list, other: list) -> list:
+    """The rows of ``rows`` whose label ``other`` also has."""
+    return [row for row in rows if row.label in {r.label for r in other}]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
@@ -93,9 +99,14 @@ def main() -> None:
         if len(counts) < 2 or min(counts.values()) < 2:
             sys.exit(f"{path}: needs 2 labels or more and 2 videos of each; has {counts}")
     rng = np.random.default_rng(0)
+    # Frames are swapped within a label, so a crossed case keeps only the labels both sides have
+    # (a small validation split can miss a label).
+    train_shared, unseen_shared = labels_of(train, unseen), labels_of(unseen, train)
+    if len({row.label for row in train_shared}) < 2:
+        sys.exit(f"{args.data / 'train.csv'} and {unseen_index} share fewer than 2 labels: frames cannot be swapped")
     cases = [("train audio, own frames", train, None), ("train audio, other train frames", train, train),
-             ("train audio, unseen frames", train, unseen), ("unseen audio, own frames", unseen, None),
-             ("unseen audio, train frames", unseen, train)]
+             ("train audio, unseen frames", train_shared, unseen), ("unseen audio, own frames", unseen, None),
+             ("unseen audio, train frames", unseen_shared, train)]
     print(f"median SDR (dB) of {args.pairs} fixed mixtures, {args.checkpoint}")
     for name, audio_rows, frame_rows in cases:
         print(f"  {name:34s} {median_sdr(model, cfg, items(audio_rows, frame_rows, cfg, args.pairs, rng)):6.2f}")

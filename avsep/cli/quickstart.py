@@ -21,13 +21,13 @@ from avsep.config import Config, RunSettings
 from avsep.errors import AvsepError
 
 log = logging.getLogger("avsep")
-DEFAULT_STEPS = 2400   # 15 to 30 minutes of training on 2 free CPU cores, by CPU (docs/benchmarks.md)
+DEFAULT_STEPS = 2400   # 20 to 40 minutes of training on 2 free CPU cores, by CPU (docs/benchmarks.md)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, default=Path("avsep_quickstart"), help="where everything goes")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                        help=f"training steps in total (default: {DEFAULT_STEPS}, 15 to 30 minutes on 2 cores)")
+                        help=f"training steps in total (default: {DEFAULT_STEPS}, 20 to 40 minutes on 2 cores)")
     parser.add_argument("--minutes", type=float, help="also stop training after this many minutes of this run")
     parser.add_argument("--per-label", type=int, default=16, help="training-pool solo videos per instrument")
     parser.add_argument("--heldout-per-label", type=int, default=6, help="held-out solo videos per instrument")

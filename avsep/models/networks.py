@@ -66,6 +66,9 @@ class BasicBlock(nn.Module):
         return self.relu(self.bn2(self.conv2(out)) + identity)
 
 
+NORMED_SIGMOID_SHIFT = -2.0  # added to normalised logits before a sigmoid: cells start near 0.12
+
+
 class FrameNet(nn.Module):
     """ResNet-18 with layer4 dilated instead of strided (output stride 16), then a 3x3 conv to K.
 
@@ -84,10 +87,18 @@ class FrameNet(nn.Module):
             stages give each cell a smaller receptive field (about 115 pixels after two, against
             some 470 after four), so that a cell describes what is near it rather than the whole
             frame. Two stages end at stride 8.
+        norm: "batch" normalises every channel of the logits over the batch and the grid, with no
+            learned scale or shift, before the activation; "none" (the paper) does not. Trained
+            from scratch, a sigmoid channel can otherwise saturate for every video (0 or 1 after
+            the max over the grid), pass no gradient, and stay so: whole instruments then share
+            one visual vector for good. Normalised, a channel's training logits keep unit
+            variance, so it cannot sit saturated on every cell of every view; that its max over
+            the grid still differs between videos is measured, not guaranteed
+            (benchmarks/probe_codes.py). In eval mode the running statistics are used.
     """
 
     def __init__(self, channels: int = 32, width: int = 64, activation: str = "sigmoid", temporal_pool: str = "max",
-                 stride: int = 16, padding: str = "zeros", stages: int = 4):
+                 stride: int = 16, padding: str = "zeros", stages: int = 4, norm: str = "none"):
         super().__init__()
         w = width
         self.conv1 = Conv2d(3, w, 7, 2, 3, bias=False)
@@ -117,6 +128,7 @@ class FrameNet(nn.Module):
         if stages < 3:
             self.layer3 = nn.Identity()
         self.fc = Conv2d(w * 2 ** (stages - 1), channels, 3, padding=1)
+        self.norm = nn.BatchNorm2d(channels, affine=False) if norm == "batch" else None
         self.activation = activation
         self.temporal_pool = temporal_pool
         self._init_weights()
@@ -158,7 +170,7 @@ class FrameNet(nn.Module):
         skipped = tuple(f"{name}." for name in ("layer3", "layer4") if isinstance(getattr(self, name), nn.Identity))
         state = {k: v for k, v in state.items() if not k.startswith(("fc.",) + skipped)}
         missing, unexpected = self.load_state_dict(state, strict=False)
-        if unexpected or any(not k.startswith("fc.") for k in missing):
+        if unexpected or any(not k.startswith(("fc.", "norm.")) for k in missing):  # ImageNet has no K-channel head
             raise AvsepError(f"ImageNet weights do not match the ResNet-18: missing {missing}, unexpected {unexpected}")
         return True
 
@@ -174,6 +186,10 @@ class FrameNet(nn.Module):
         x = self.maxpool(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = self.fc(x)
+        if self.norm is not None:
+            # Unit-variance logits shifted down as the fc bias starts them (see _init_weights),
+            # so that the max over the grid does not start near 1.
+            x = self.norm(x) + (NORMED_SIGMOID_SHIFT if self.activation == "sigmoid" else 0.0)
         return x.reshape(batch, num, *x.shape[1:]).transpose(1, 2)
 
     def forward(self, frames: Tensor) -> Tensor:

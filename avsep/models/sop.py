@@ -42,7 +42,7 @@ class SoundOfPixels(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.frame_net = FrameNet(cfg.channels, cfg.resnet_width, cfg.img_activation, cfg.temporal_pool,
-                                  cfg.visual_stride, cfg.visual_padding, cfg.resnet_stages)
+                                  cfg.visual_stride, cfg.visual_padding, cfg.resnet_stages, cfg.visual_norm)
         self.sound_net = SoundNet(cfg.channels, cfg.unet_levels, cfg.unet_channels, cfg.sound_activation)
         self.synthesizer = Synthesizer(cfg.channels)
         # NHWC weights let oneDNN pick faster convolution kernels: measured 1.3x (small) to 1.6x

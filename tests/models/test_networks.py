@@ -47,6 +47,27 @@ def test_temporal_max_pool_takes_the_max_over_frames():
         assert torch.allclose(net(frames), grid.amax(dim=2))
 
 
+def test_visual_norm_keeps_every_channel_alive():
+    torch.manual_seed(0)
+    plain, normed = FrameNet(channels=6, width=8), FrameNet(channels=6, width=8, norm="batch")
+    assert not list(normed.norm.parameters())  # no learned scale or shift that could saturate again
+    with torch.no_grad():
+        for net in (plain, normed):  # the same weights, pushed into saturation by the fc bias
+            net.load_state_dict(plain.state_dict(), strict=False)
+            net.fc.bias.copy_(torch.tensor([-30.0, 30.0, 0.0, 0.0, -8.0, 8.0]))
+        for _ in range(40):  # training-mode batches: the running statistics converge
+            normed(torch.randn(8, 3, 1, 64, 64))
+        views = torch.randn(8, 3, 1, 64, 64)
+        pooled_plain = plain(views).amax(dim=(2, 3))  # (videos, K): what a solo video's mask uses
+        assert pooled_plain[:, 0].max() < 1e-6 and pooled_plain[:, 1].min() > 1 - 1e-6  # dead: one value for all
+        for mode in (normed.train, normed.eval):
+            mode()
+            pooled = normed(views).amax(dim=(2, 3))
+            assert pooled.std(dim=0).min() > 0.01, mode  # every channel differs between videos
+    with pytest.raises(AvsepError, match="visual_norm"):
+        Config.preset("small").replace(visual_norm="layer").validated()
+
+
 def test_per_pixel_synthesizer_matches_pooled_one():
     torch.manual_seed(0)
     synth = Synthesizer(6)
@@ -93,6 +114,7 @@ def test_imagenet_weights_load_from_the_torch_cache(tmp_path, monkeypatch):
     net = FrameNet(channels=8, width=64)
     assert net.load_imagenet() is True
     assert torch.equal(net.layer3[1].conv2.weight, reference.layer3[1].conv2.weight)
+    assert FrameNet(channels=8, width=64, norm="batch").load_imagenet() is True  # the head's norm is not ImageNet's
     assert torch.equal(net.bn1.running_mean, reference.bn1.running_mean)
 
 
