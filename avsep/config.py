@@ -55,8 +55,9 @@ class Config:
     resnet_stages: int = 4            # ResNet stages that run: 4 (paper), 3, or 2 (at stride 8): fewer see less around each cell
     imagenet_pretrained: bool = True  # load torchvision's ImageNet weights (resnet_width=64 only)
     img_activation: str = "sigmoid"   # activation on the visual vectors: sigmoid|relu|none
-    # Normalise each channel of the visual logits over the batch before the activation (batch)
-    # or not (none, the paper): a channel then cannot saturate for every video and stop learning.
+    # Normalise each channel of the visual logits over the batch and grid before the activation
+    # (batch) or not (none, the paper): in training a channel then cannot sit saturated on every
+    # cell of every view, where it would stop learning (networks.FrameNet).
     visual_norm: str = "none"
     temporal_pool: str = "max"        # how frames are pooled over time: max|avg
     unet_levels: int = 7              # 5, 6 or 7 down-sampling levels
@@ -326,9 +327,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         # heard) it raised solo pairs by 2.0 and 1.5 dB in two paired runs (docs/training.md).
         eq_db=6.0,
         # Visual logits normalised per channel (in training a channel cannot sit saturated on
-        # every cell of every view, where it would stop learning), and random crops and colour jitter so that the vision network cannot fit a
-        # training video by its background: together they made a data draw that never learnt
-        # take off and transfer (held-out solo pairs -0.2 -> +4.3 dB; docs/training.md).
+        # every cell of every view, where it would stop learning), and random crops and colour
+        # jitter so that the vision network cannot fit a training video by its background:
+        # together they made a data draw that never learnt take off and transfer (held-out solo
+        # pairs -0.2 -> +4.3 dB; docs/training.md).
         visual_norm="batch", crop_scale=0.5, color_jitter=0.3,
     ),
 }

@@ -2,8 +2,8 @@
 
     python benchmarks/probe_codes.py --checkpoint RUN/best.pt --data DATA [--index train.csv]
 
-Each video of the index is seen through its centred evaluation view; its visual vector is the
-max over the grid, as a solo video's mask is made. The script prints, per channel:
+Each video of the index is seen through its centred evaluation view; its visual vector is
+pooled over the grid as a solo video's mask is made (the max, with the presets' ``pool``). The script prints, per channel:
 
     mean, spread     over videos: a channel whose spread is near 0 is the same for every video
                      (with a sigmoid: stuck at 0 or 1, where it passes no gradient: a dead channel)
@@ -33,10 +33,11 @@ DEAD_SPREAD = 0.02   # a channel whose standard deviation over videos is below t
 
 
 def pooled_codes(model, cfg, rows) -> np.ndarray:
-    """(V, K): each video's visual vector, the max over its grid."""
+    """(V, K): each video's visual vector, pooled over its grid as the model pools a solo video."""
     with torch.no_grad():
         frames = torch.stack([centred_frames(rows, i, cfg) for i in range(len(rows))])
-        return torch.cat([model.visual_grid(chunk).amax(dim=(2, 3)) for chunk in frames.split(16)]).numpy()
+        grids = torch.cat([model.visual_grid(chunk) for chunk in frames.split(16)])
+        return model.pooled_vectors(grids.unsqueeze(1))[:, 0].numpy()
 
 
 def label_share(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -59,10 +60,10 @@ def main() -> None:
         rows = read_index(args.data / args.index)
     except AvsepError as err:
         sys.exit(str(err))
-    if len({row.label for row in rows}) < 2:
+    names = sorted({row.label for row in rows})
+    if len(names) < 2:
         sys.exit(f"{args.data / args.index}: needs videos of 2 labels or more")
     model.eval()
-    names = sorted({row.label for row in rows})
     labels = np.array([names.index(row.label) for row in rows])
     codes = pooled_codes(model, cfg, rows)
     spread, share = codes.std(axis=0), label_share(codes, labels)

@@ -76,7 +76,7 @@ def median_sdr(model, cfg, batch_items: list[dict]) -> float:
     return float(np.median(values))
 
 
-def labels_of(rows: list, other: list) -> list:
+def rows_with_labels_of(rows: list, other: list) -> list:
     """The rows of ``rows`` whose label ``other`` also has."""
     return [row for row in rows if row.label in {r.label for r in other}]
 
@@ -88,9 +88,9 @@ def main() -> None:
     parser.add_argument("--unseen", type=Path, help="index of the videos never seen in training (default: DATA/val.csv)")
     parser.add_argument("--pairs", type=int, default=40)
     args = parser.parse_args()
-    model, cfg, _ = load_model(args.checkpoint)
     unseen_index = args.unseen or args.data / "val.csv"
     try:
+        model, cfg, _ = load_model(args.checkpoint)
         train, unseen = read_index(args.data / "train.csv"), read_index(unseen_index)
     except AvsepError as err:
         sys.exit(str(err))
@@ -101,7 +101,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     # Frames are swapped within a label, so a crossed case keeps only the labels both sides have
     # (a small validation split can miss a label).
-    train_shared, unseen_shared = labels_of(train, unseen), labels_of(unseen, train)
+    train_shared, unseen_shared = rows_with_labels_of(train, unseen), rows_with_labels_of(unseen, train)
     if len({row.label for row in train_shared}) < 2:
         sys.exit(f"{args.data / 'train.csv'} and {unseen_index} share fewer than 2 labels: frames cannot be swapped")
     cases = [("train audio, own frames", train, None), ("train audio, other train frames", train, train),
