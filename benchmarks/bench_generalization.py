@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--heldout-per-label", type=int, default=6)
     parser.add_argument("--duets", type=int, default=12)
     parser.add_argument("--pairs", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="processes for generation, and data loaders in training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--radius", type=int, help="score clicks with this point neighbourhood in cells "
                         "(default: the library's, 1); rescoring a trained run does not train it again")
@@ -63,7 +63,7 @@ def main() -> None:
     if not (run / "best.pt").exists():
         cfg = cfg.replace(epochs=100_000)  # the budget, not the epochs, ends the run
         began = time.monotonic()
-        settings = RunSettings(workers=1, max_minutes=args.minutes, max_steps=args.steps, progress=True)
+        settings = RunSettings(workers=args.workers, max_minutes=args.minutes, max_steps=args.steps, progress=True)
         state = Trainer(cfg, demo.data / "train.csv", demo.data / "val.csv", run, settings).fit()
         print(f"trained {state.step} steps in {state.seconds / 60:.1f} min of training "
               f"({(time.monotonic() - began) / 60:.1f} min wall)")

@@ -21,20 +21,20 @@ from avsep.config import Config, RunSettings
 from avsep.errors import AvsepError
 
 log = logging.getLogger("avsep")
-DEFAULT_STEPS = 2400   # 20 to 40 minutes of training on 2 free CPU cores, by CPU (docs/benchmarks.md)
+DEFAULT_STEPS = 2400   # about 22 minutes of training on 2 free cores of an AMD EPYC (docs/benchmarks.md)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, default=Path("avsep_quickstart"), help="where everything goes")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                        help=f"training steps in total (default: {DEFAULT_STEPS}, 20 to 40 minutes on 2 cores)")
+                        help=f"training steps in total (default: {DEFAULT_STEPS}, 20 to 30 minutes on 2 cores)")
     parser.add_argument("--minutes", type=float, help="also stop training after this many minutes of this run")
     parser.add_argument("--per-label", type=int, default=16, help="training-pool solo videos per instrument")
     parser.add_argument("--heldout-per-label", type=int, default=6, help="held-out solo videos per instrument")
     parser.add_argument("--duets", type=int, default=8, help="held-out duets to click on")
     parser.add_argument("--labels", nargs="+", help="instruments (default: a distinct set of 5)")
     parser.add_argument("--pairs", type=int, default=100, help="solo pairs to score, in and out of distribution")
-    parser.add_argument("--workers", type=int, default=2, help="processes for generation and preprocessing")
+    parser.add_argument("--workers", type=int, default=2, help="processes for generation and preprocessing, and data loaders in training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key of the `small` configuration")
@@ -44,7 +44,8 @@ def _stage(name: str) -> None:
     print(f"\n== {name}", flush=True)
 
 
-def train_to(cfg: Config, data: Path, run_dir: Path, steps: int, minutes: float | None) -> tuple[Path, int]:
+def train_to(cfg: Config, data: Path, run_dir: Path, steps: int, minutes: float | None,
+             workers: int = 1) -> tuple[Path, int]:
     """Train (or resume) until ``steps`` steps are done in total; returns best.pt and the steps
     trained (fewer than ``steps`` if ``minutes`` ran out)."""
     from avsep.models.checkpoint import load_checkpoint
@@ -57,7 +58,7 @@ def train_to(cfg: Config, data: Path, run_dir: Path, steps: int, minutes: float 
         cfg = Config.from_dict(state["config"])
     if done < steps:
         cfg = cfg.replace(epochs=max(cfg.epochs, steps // cfg.steps_per_epoch + 1))  # steps, not epochs, end it
-        settings = RunSettings(max_steps=steps, max_minutes=minutes)
+        settings = RunSettings(workers=workers, max_steps=steps, max_minutes=minutes)
         done = Trainer(cfg, data / "train.csv", data / "val.csv", run_dir, settings, resume_state=state).fit().step
     else:
         print(f"already trained for {done} steps in {run_dir}")
@@ -112,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps < 1 or args.per_label < 3 or args.heldout_per_label < 2 or args.duets < 1:
         raise AvsepError("--steps and --duets must be positive, --per-label at least 3 and --heldout-per-label at least 2")
+    if args.workers < 0:
+        raise AvsepError(f"--workers {args.workers}: must be 0 or more")
     work: Path = args.workdir
     cfg = Config.preset("small").with_overrides(args.overrides)
     began = time.monotonic()
@@ -121,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
                         workers=args.workers)
 
     _stage(f"2/4 training the `small` model for {args.steps} steps")
-    best, trained = train_to(cfg, demo.data, work / "run", args.steps, args.minutes)
+    best, trained = train_to(cfg, demo.data, work / "run", args.steps, args.minutes, args.workers)
 
     _stage("3/4 scoring in distribution and on held-out scenes")
     report = generalization_report(best, demo.data / "val.csv", demo.heldout_index, demo.duets, pairs=args.pairs,

@@ -67,3 +67,6 @@ def test_quickstart_end_to_end(tmp_path):
 def test_quickstart_rejects_bad_arguments(tmp_path):
     result = avsep("quickstart", "--workdir", str(tmp_path), "--per-label", "2")
     assert result.returncode == 2 and "--per-label" in result.stderr and "Traceback" not in result.stderr
+    result = avsep("quickstart", "--workdir", str(tmp_path), "--workers", "-1")
+    assert result.returncode == 2 and "--workers -1" in result.stderr and "Traceback" not in result.stderr
+    assert not any(tmp_path.iterdir()), "nothing is generated before the arguments are checked"

@@ -60,3 +60,9 @@ def test_random_eq_is_a_gentle_bounded_filter():
     ratio_db = 20 * np.log10(np.abs(np.fft.rfft(out)[100:]) / np.abs(np.fft.rfft(noise)[100:]))
     assert ratio_db.max() <= 6.0 + 1e-3 and ratio_db.min() >= -6.0 - 1e-3 and np.ptp(ratio_db) > 1.0
     np.testing.assert_allclose(random_eq(noise, 11025, 0.0, rng), noise, atol=1e-5)
+    clip = noise[:32767]  # a clip's length (2**k - 1), which the filter pads to a fast FFT size
+    np.testing.assert_allclose(random_eq(clip, 11025, 0.0, rng), clip, atol=1e-5)
+    shaped = random_eq(clip, 11025, 6.0, rng)
+    assert shaped.shape == clip.shape
+    clip_db = 20 * np.log10(np.abs(np.fft.rfft(shaped)[100:]) / np.abs(np.fft.rfft(clip)[100:]))
+    assert np.percentile(clip_db, 99) <= 6.5 and np.percentile(clip_db, 1) >= -6.5 and np.ptp(clip_db) > 1.0

@@ -15,6 +15,15 @@ def test_binary_targets_pick_the_loudest_source():
     assert torch.equal(masks.sum(dim=1), torch.ones(1, 1, 2))
 
 
+@pytest.mark.parametrize("num", [2, 3, 4])
+def test_binary_targets_match_argmax_ties_included(num):
+    mags = torch.rand(3, num, 5, 7)
+    mags[0, :, 0, 0] = 0.5        # an exact tie: argmax (and the ideal binary mask) takes the first
+    mags[1, :, 2, 3] = 0.0        # silence in every source, likewise
+    expected = torch.nn.functional.one_hot(mags.argmax(dim=1), num).permute(0, 3, 1, 2).float()
+    assert torch.equal(target_masks(mags, mags.sum(1, keepdim=True), "binary"), expected)
+
+
 def test_ratio_targets_are_clamped():
     mags = torch.tensor([3.0, 1.0]).view(1, 2, 1, 1)
     masks = target_masks(mags, torch.full((1, 1, 1, 1), 2.0), "ratio")
