@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avsep.config import Config, RunSettings  # noqa: E402
+from avsep.config import Config  # noqa: E402
 from avsep.errors import AvsepError  # noqa: E402
 
 
@@ -53,33 +53,31 @@ def recorded_marks(results: Path, name: str) -> set[int]:
 def train_and_score(name: str, overrides: list[str], args: argparse.Namespace) -> None:
     import torch
 
+    from avsep.cli.quickstart import train_to
     from avsep.evaluation.evaluate import evaluate
     from avsep.models.checkpoint import load_checkpoint
-    from avsep.training.trainer import Trainer
 
     torch.set_num_threads(args.threads)
     run, results = args.out / name, args.out / "results.jsonl"
+    last = run / "last.pt"
     cfg = Config.preset("small").with_overrides(overrides).replace(epochs=100_000)
+    state = load_checkpoint(last) if last.is_file() else None
+    if state is not None and Config.from_dict(state["config"]) != cfg:
+        raise SystemExit(f"{run}: trained with another configuration than recipe {name!r}; use a new --out or name")
+    done = state["train_state"]["step"] if state else 0
     done_marks = recorded_marks(results, name)
     for mark in args.marks:
         if mark in done_marks:
             continue
-        last = run / "last.pt"
-        state = load_checkpoint(last) if last.is_file() else None
-        if state is not None and Config.from_dict(state["config"]) != cfg:
-            raise SystemExit(f"{run}: trained with another configuration than recipe {name!r}; use a new --out or name")
-        done = state["train_state"]["step"] if state else 0
         if done > mark:
             print(f"{name}: {last} is at step {done}, past mark {mark}, which was never scored: skipped", flush=True)
             continue
         began = time.monotonic()
-        if done < mark:
-            settings = RunSettings(workers=args.workers, device=args.device, max_steps=mark, progress=False)
-            Trainer(cfg, args.data / "train.csv", args.data / "val.csv", run, settings, resume_state=state).fit()
+        best, done = train_to(cfg, args.data, run, mark, None, args.workers, device=args.device, progress=False)
         trained = load_checkpoint(last)["train_state"]
         scores = {}
         for split, index in (("held_out", args.heldout), ("in_distribution", args.data / "val.csv")):
-            summary = evaluate(run / "best.pt", index, pairs=args.pairs, device=args.device, progress=False)
+            summary = evaluate(best, index, pairs=args.pairs, device=args.device, progress=False)
             scores[split] = {"SDR": summary["model"]["SDR"]["median"], "SIR": summary["model"]["SIR"]["median"],
                              "mixture_SDR": summary["mixture"]["SDR"]["median"]}
         line = {"recipe": name, "overrides": overrides, "mark": mark, "best_step": trained["best_step"],

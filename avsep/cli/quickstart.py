@@ -45,9 +45,10 @@ def _stage(name: str) -> None:
 
 
 def train_to(cfg: Config, data: Path, run_dir: Path, steps: int, minutes: float | None,
-             workers: int = 1) -> tuple[Path, int]:
+             workers: int = 1, device: str = "auto", progress: bool = True) -> tuple[Path, int]:
     """Train (or resume) until ``steps`` steps are done in total; returns best.pt and the steps
-    trained (fewer than ``steps`` if ``minutes`` ran out)."""
+    trained (fewer than ``steps`` if ``minutes`` ran out). ``workers``, ``device`` and
+    ``progress`` are the run's :class:`RunSettings`."""
     from avsep.models.checkpoint import load_checkpoint
     from avsep.training.trainer import Trainer
 
@@ -58,7 +59,8 @@ def train_to(cfg: Config, data: Path, run_dir: Path, steps: int, minutes: float 
         cfg = Config.from_dict(state["config"])
     if done < steps:
         cfg = cfg.replace(epochs=max(cfg.epochs, steps // cfg.steps_per_epoch + 1))  # steps, not epochs, end it
-        settings = RunSettings(workers=workers, max_steps=steps, max_minutes=minutes)
+        settings = RunSettings(workers=workers, device=device, max_steps=steps, max_minutes=minutes,
+                               progress=progress)
         done = Trainer(cfg, data / "train.csv", data / "val.csv", run_dir, settings, resume_state=state).fit().step
     else:
         print(f"already trained for {done} steps in {run_dir}")
