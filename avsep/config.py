@@ -86,6 +86,9 @@ class Config:
     color_jitter: float = 0.0         # strength of random brightness/contrast/saturation/hue changes
     blur_prob: float = 0.0            # probability of a random Gaussian blur of a view
     cutout_prob: float = 0.0          # probability of a grey rectangle over part of a view
+    # Training steps over which the four view augmentations above grow linearly from none to
+    # their full strength (0: full from the first step). A model takes off sooner on easy views.
+    aug_ramp: int = 0
     compose_prob: float = 0.0         # probability that a view shows a tile of another video (composed frames)
     eq_db: float = 0.0                # random equalisation of each training source, up to +-eq_db at any frequency
     # --- optimisation ----------------------------------------------------------------------
@@ -244,6 +247,7 @@ class Config:
              and self.time_frames % self.pixel_loss_pool == 0, "pixel_loss_pool must divide freq_bins and the time frames"),
             (all(isinstance(m, int) and m > 0 for m in self.lr_milestones), "lr_milestones must be positive epochs"),
             (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
+            (self.aug_ramp >= 0, "aug_ramp must be >= 0 steps"),
             (self.val_every >= 1 and self.epochs >= 1 and self.epoch_size >= 1,
              "val_every, epochs and epoch_size must be positive"),
         ]

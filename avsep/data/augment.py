@@ -20,6 +20,7 @@ so the frames of a clip stay consistent with each other.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable, Sequence
 
@@ -132,6 +133,19 @@ def compose(tiles: Sequence[tuple[View, int]], cfg: Config, rng: np.random.Gener
         for canvas, frame in zip(canvases, view):
             canvas.paste(frame.resize(size, Image.BILINEAR), (c0 * stride, r0 * stride))
     return canvases, owner
+
+
+def ramped(cfg: Config, step: int) -> Config:
+    """``cfg`` with its view augmentation at ``step / aug_ramp`` of full strength (crops keep
+    more of the frame, jitter, blur and cutout are weaker); ``cfg`` itself from step ``aug_ramp`` on."""
+    if step >= cfg.aug_ramp:
+        return cfg
+    strength = max(step, 0) / cfg.aug_ramp
+    # dataclasses.replace, not Config.replace: a weaker augmentation needs no validation, and
+    # this runs for every training item.
+    return dataclasses.replace(cfg, crop_scale=1 - (1 - cfg.crop_scale) * strength,
+                               color_jitter=cfg.color_jitter * strength, blur_prob=cfg.blur_prob * strength,
+                               cutout_prob=cfg.cutout_prob * strength)
 
 
 def training_views(clips: Sequence[Sequence[Image.Image]], distractors: Callable[[], Sequence[Sequence[Image.Image]]],

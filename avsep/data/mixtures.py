@@ -19,7 +19,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from avsep.config import Config
-from avsep.data.augment import random_eq, training_views
+from avsep.data.augment import ramped, random_eq, training_views
 from avsep.data.index import IndexRow, frame_path
 from avsep.data.videos import SoloVideo, VideoFiles
 from avsep.dsp.inputs import centre_square, clip_frame_ids, loudness_gain, normalize_pixels, to_model_scale
@@ -74,12 +74,14 @@ class MixtureMaker:
         gain = 10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20) if self.train else 1.0
         return (audio * (gain * cfg.target_rms / max(rms, SILENT_RMS))).astype(np.float32), self.frames(video, clip)
 
-    def views(self, clips: list[list[Image.Image]], distractors: list[SoloVideo], rng: np.random.Generator):
-        """Normalised views (N, 3, T, S, S) and owner maps (N, g, g)."""
+    def views(self, clips: list[list[Image.Image]], distractors: list[SoloVideo], rng: np.random.Generator,
+              step: int | None = None):
+        """Normalised views (N, 3, T, S, S) and owner maps (N, g, g); training views are augmented
+        as at training step ``step`` (full strength if None, see ``aug_ramp``)."""
         cfg = self.cfg
         if self.train:
             views, owners = training_views(clips, lambda: [self.frames(v, self.clip(v, rng)) for v in distractors],
-                                           cfg, rng)
+                                           cfg if step is None else ramped(cfg, step), rng)
         else:
             views = [[centre_square(to_model_scale(f, cfg), cfg.img_size) for f in frames] for frames in clips]
             owners = np.broadcast_to(np.arange(len(clips))[:, None, None], (len(clips), cfg.grid_size, cfg.grid_size))
@@ -87,11 +89,12 @@ class MixtureMaker:
         return pixels, np.ascontiguousarray(owners, dtype=np.int64)
 
     def item(self, audios: list[np.ndarray], clips: list[list[Image.Image]], distractors: list[SoloVideo],
-             rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """``mix``, ``sources``, ``frames`` and ``owner`` of a mixture of the sources read by :meth:`source`."""
+             rng: np.random.Generator, step: int | None = None) -> dict[str, torch.Tensor]:
+        """``mix``, ``sources``, ``frames`` and ``owner`` of a mixture of the sources read by
+        :meth:`source`, for training step ``step`` (None: augmentation at full strength)."""
         sources = np.stack(audios)
         sources *= loudness_gain(sources.sum(axis=0), self.cfg)  # the mixture at target_rms, as at inference
-        frames, owner = self.views(clips, distractors, rng)
+        frames, owner = self.views(clips, distractors, rng, step)
         return {"mix": torch.from_numpy(sources.sum(axis=0)), "sources": torch.from_numpy(sources),
                 "frames": torch.from_numpy(frames), "owner": torch.from_numpy(owner)}
 
@@ -178,7 +181,10 @@ class MixtureDataset(Dataset):
         row_ids = self.mixtures[index] if self.mixtures is not None else self._pick_rows(rng)
         row_ids, audios, clips = self._read_mixture(row_ids, rng)
         distractors = [self.videos[r] for r in self._pick_distractors(row_ids, rng)]
-        item = self.maker.item(audios, clips, distractors, rng)
+        # The training step this item is for: the trainer's k-th batch of an epoch is items
+        # k*B .. (k+1)*B - 1 (training.data), so the augmentation ramp follows the step on resume too.
+        step = self.epoch * self.cfg.steps_per_epoch + index // self.cfg.batch_size
+        item = self.maker.item(audios, clips, distractors, rng, step)
         item.update(rows=torch.tensor(row_ids), labels=torch.tensor(self.row_labels[row_ids]))
         return item
 

@@ -123,7 +123,7 @@ class ShardStream(IterableDataset):
                         self._load(plan, pos, cache, bad)
                 number = batch * cfg.batch_size + self.rank + j * self.world
                 rng = np.random.default_rng([self.seed, self.epoch, number])
-                yield self._item(plan, labels, cache, bad, lo, hi, rng)
+                yield self._item(plan, labels, cache, bad, lo, hi, rng, self.epoch * cfg.steps_per_epoch + batch)
         self.reader.close()
 
     def _load(self, plan: list[SampleRef], pos: int, cache: dict, bad: set) -> None:
@@ -133,7 +133,7 @@ class ShardStream(IterableDataset):
             bad.add(pos)
             log.warning("skipping %s: %s", plan[pos].video_id, err)
 
-    def _item(self, plan, labels, cache, bad, lo, hi, rng) -> dict:
+    def _item(self, plan, labels, cache, bad, lo, hi, rng, step: int) -> dict:
         """Mix distinct labels from the window, as MixtureDataset mixes rows (same use of ``rng``)."""
         while True:
             good = np.array([p for p in range(lo, hi) if p not in bad])
@@ -157,7 +157,7 @@ class ShardStream(IterableDataset):
             others = good[~np.isin(window_labels, [labels[p] for p in picks])]
             if len(others):
                 distractors = rng.choice(others, size=min(3, len(others)), replace=False).tolist()
-        item = self.maker.item(audios, clips, [cache[p] for p in distractors], rng)
+        item = self.maker.item(audios, clips, [cache[p] for p in distractors], rng, step)
         item.update(rows=torch.tensor([plan[p].index for p in picks]), labels=torch.tensor([labels[p] for p in picks]))
         return item
 

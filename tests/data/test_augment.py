@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from avsep.config import Config
-from avsep.data.augment import SILENT, compose, quadrants, random_view, training_views
+from avsep.data.augment import SILENT, compose, quadrants, ramped, random_view, training_views
 
 CFG = Config.preset("small").replace(crop_scale=0.5, color_jitter=0.4, blur_prob=0.5, cutout_prob=0.5)
 COLOURS = {0: (255, 0, 0), 1: (0, 255, 0), SILENT: (0, 0, 255)}
@@ -48,6 +48,29 @@ def test_training_views_owner_maps(compose_prob):
             assert (owners[n] == n).all()
         else:
             assert len(np.unique(owners[n])) > 1
+
+
+def test_augmentation_ramp_grows_linearly_to_full_strength():
+    cfg = CFG.replace(aug_ramp=100)
+    start, half = ramped(cfg, 0), ramped(cfg, 50)
+    assert (start.crop_scale, start.color_jitter, start.blur_prob, start.cutout_prob) == (1.0, 0.0, 0.0, 0.0)
+    assert half.crop_scale == pytest.approx(0.75) and half.color_jitter == pytest.approx(0.2)
+    assert half.blur_prob == pytest.approx(0.25) and half.cutout_prob == pytest.approx(0.25)
+    assert ramped(cfg, 100) is cfg and ramped(cfg, 5000) is cfg
+    assert ramped(CFG, 0) is CFG, "aug_ramp=0: full strength from the first step"
+    assert half.compose_prob == cfg.compose_prob, "composition is a training signal, not ramped"
+
+
+def test_views_at_the_ramps_start_keep_their_colours():
+    """At step 0 no jitter, blur or cutout: a frame of one colour stays that colour."""
+    cfg = CFG.replace(aug_ramp=10, compose_prob=0.0)
+    colour = (40, 180, 90)
+    for seed in range(6):
+        views, _ = training_views([_clip(colour)], lambda: [], ramped(cfg, 0), np.random.default_rng(seed))
+        assert (np.asarray(views[0][0]) == colour).all()
+    changed = [training_views([_clip(colour)], lambda: [], ramped(cfg, 10), np.random.default_rng(seed))[0][0][0]
+               for seed in range(6)]
+    assert any((np.asarray(view) != colour).any() for view in changed), "full strength from step aug_ramp"
 
 
 def test_random_eq_is_a_gentle_bounded_filter():

@@ -39,6 +39,19 @@ def test_training_items_are_random_but_reproducible(tiny_dataset, cfg):
     assert not torch.equal(a[1]["mix"], b[1]["mix"])
 
 
+def test_training_items_follow_the_augmentation_ramp_by_step(tiny_dataset, cfg, monkeypatch):
+    """Item i of epoch e is for step e * steps_per_epoch + i // batch_size (the trainer's order)."""
+    import avsep.data.mixtures as mixtures
+    seen = []
+    monkeypatch.setattr(mixtures, "ramped", lambda c, step: seen.append(step) or c)
+    ramp = cfg.replace(aug_ramp=1000, batch_size=4, epoch_size=40)
+    dataset = MixtureDataset(read_index(tiny_dataset / "train.csv"), ramp, length=40)
+    dataset.epoch = 2
+    for index in (0, 3, 4, 39):
+        dataset[index]
+    assert seen == [20, 20, 21, 29]
+
+
 def test_mixtures_are_at_target_loudness_and_gains_vary_only_in_training(tiny_dataset, cfg):
     rows = read_index(tiny_dataset / "train.csv")
     train = MixtureDataset(rows, cfg, length=20)
