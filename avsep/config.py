@@ -266,7 +266,8 @@ class RunSettings:
         save_minutes: also write ``last.pt`` (for crash safety only) at least this often.
         progress: show a progress bar.
         precision: ``fp32``, ``bf16`` or ``fp16`` autocast for the training step (fp16 with a
-            gradient scaler); where the device cannot, training falls back to fp32 with a note.
+            gradient scaler), or ``auto`` (bf16 on a CPU with native bfloat16, else fp32); where
+            the device cannot, training falls back to fp32 with a note.
         compile: ``torch.compile`` the training step (CUDA only; eager with a note on CPU).
         sync_bn: synchronise BatchNorm statistics across processes (SyncBatchNorm; CUDA only).
         dist_timeout_minutes: how long a process waits in a collective for the others before

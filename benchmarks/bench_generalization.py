@@ -3,18 +3,22 @@
     python benchmarks/bench_generalization.py --workdir /tmp/gen --minutes 20
     python benchmarks/bench_generalization.py --workdir /tmp/gen --steps 1500 --name no_aug --set compose_prob=0
     python benchmarks/bench_generalization.py --workdir /tmp/gen --name no_aug --radius 0   # rescore: one-cell clicks
+    python benchmarks/bench_generalization.py --workdir /tmp/gen --name small_4000 --continue-from small --steps 4000
 
 Generates (once) train-pool solo videos, held-out solo videos and held-out duets
 (:mod:`avsep.synth.demo`), trains the ``small`` preset (plus ``--set`` overrides) for
 ``--minutes`` of training time or ``--steps`` steps, then prints and saves
 (``RUN/generalization.json``) the in-distribution figure, the held-out solo-pair figure, the
 click SDR and the pointing rate on held-out duets, and the ideal-binary-mask bound. Runs that
-exist are not trained again, so ablations share the data and can be rescored.
+exist are not trained again, so ablations share the data and can be rescored; a ``--steps``
+beyond a run's last step continues it (``avsep train --resume``), and ``--continue-from RUN``
+first copies RUN's folder, so that RUN keeps its own figures.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -23,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from avsep.cli.quickstart import train_to  # noqa: E402
 from avsep.config import QUERY_POOLS, Config, RunSettings  # noqa: E402
 from avsep.evaluation.heldout import format_report, generalization_report  # noqa: E402
 from avsep.evaluation.tables import json_safe  # noqa: E402
@@ -31,12 +36,27 @@ from avsep.training.trainer import Trainer  # noqa: E402
 from avsep.utils import atomic_write_text  # noqa: E402
 
 
+def copy_run(source: Path, run: Path) -> Config:
+    """Copy run folder ``source`` to ``run`` (unless ``run`` exists: a continuation resumes);
+    returns the configuration it was trained with."""
+    if not (source / "last.pt").is_file():
+        raise SystemExit(f"--continue-from: {source} has no last.pt")
+    if not run.exists():
+        partial = run.with_name(run.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(source, partial, ignore=shutil.ignore_patterns("generalization*.json"))
+        partial.rename(run)
+    return Config.from_dict(torch.load(source / "last.pt", weights_only=True)["config"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--name", default="small", help="run name (a folder under WORKDIR/runs)")
     parser.add_argument("--minutes", type=float, help="training time budget")
     parser.add_argument("--steps", type=int, help="training step budget")
+    parser.add_argument("--continue-from", metavar="RUN", help="start from a copy of WORKDIR/runs/RUN "
+                        "(its configuration; --set must then be left out) and train it to --steps")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--per-label", type=int, default=16)
     parser.add_argument("--train-seconds", type=float, default=8.0, help="length of the training-pool videos")
@@ -45,6 +65,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2, help="processes for generation, and data loaders in training")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                        help="autocast of the training step (RunSettings.precision)")
     parser.add_argument("--radius", type=int, help="score clicks with this point neighbourhood in cells "
                         "(default: the library's, 1); rescoring a trained run does not train it again")
     parser.add_argument("--map-grid", choices=["fine", "coarse"], default="fine",  # small: fine by default too
@@ -53,6 +75,8 @@ def main() -> None:
                         help="how the cells of a click (and, but for mean, of a solo video) combine "
                         "(default: the model's configuration; rescoring does not train again)")
     args = parser.parse_args()
+    if args.continue_from and (args.steps is None or args.overrides):
+        parser.error("--continue-from needs --steps, and takes its configuration from the run it copies (no --set)")
     torch.set_num_threads(2)
 
     demo = prepare_demo(args.workdir, per_label=args.per_label, heldout_per_label=args.heldout_per_label,
@@ -60,10 +84,21 @@ def main() -> None:
                         train_seconds=args.train_seconds)
     run = args.workdir / "runs" / args.name
     cfg = Config.preset("small").with_overrides(args.overrides)
-    if not (run / "best.pt").exists():
+    if args.continue_from:
+        cfg = copy_run(args.workdir / "runs" / args.continue_from, run)
+    if (run / "last.pt").exists() and args.steps:
+        trained = Config.from_dict(torch.load(run / "last.pt", weights_only=True)["config"])
+        changed = [k for k in trained.differences(cfg) if k != "epochs"]
+        if changed:
+            parser.error(f"{run} was trained with other values of {', '.join(changed)}: pass the same --set, "
+                         "or another --name")
+        train_to(trained, demo.data, run, args.steps, args.minutes, args.workers,  # no-op when already there
+                 precision=args.precision)
+    elif not (run / "best.pt").exists():
         cfg = cfg.replace(epochs=100_000)  # the budget, not the epochs, ends the run
         began = time.monotonic()
-        settings = RunSettings(workers=args.workers, max_minutes=args.minutes, max_steps=args.steps, progress=True)
+        settings = RunSettings(workers=args.workers, max_minutes=args.minutes, max_steps=args.steps, progress=True,
+                               precision=args.precision)
         state = Trainer(cfg, demo.data / "train.csv", demo.data / "val.csv", run, settings).fit()
         print(f"trained {state.step} steps in {state.seconds / 60:.1f} min of training "
               f"({(time.monotonic() - began) / 60:.1f} min wall)")

@@ -50,8 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: cuda if available; "
                         "under torchrun each process takes cuda:LOCAL_RANK)")
     speed = parser.add_argument_group("speed (machine settings, not saved in the configuration)")
-    speed.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                       help="autocast precision of the training step (fp16 uses a gradient scaler; default: fp32)")
+    speed.add_argument("--precision", default="fp32", choices=PRECISIONS + ("auto",),
+                       help="autocast precision of the training step (fp16 uses a gradient scaler; auto: bf16 on "
+                       "a CPU with native bfloat16, else fp32; default: fp32)")
     speed.add_argument("--compile", action="store_true", help="torch.compile the training step (CUDA)")
     speed.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (CUDA, torchrun)")
     speed.add_argument("--dist-timeout", type=float, default=30.0, metavar="MINUTES",

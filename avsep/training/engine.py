@@ -5,9 +5,10 @@ configuration. Each one that the device cannot honour falls back with a one-line
 
 * ``--precision fp16``: float16 autocast with a gradient scaler on CUDA; fp32 on CPU.
 * ``--precision bf16``: bfloat16 autocast on CUDA GPUs that support it (fp32 with a note on
-  older ones). On a CPU it is honoured, with a note: torch's CPU autocast trains as bf16 does on
-  a GPU (useful to check a bf16 run without one), but it was no faster than fp32 on the 2-core
-  AVX512-BF16 CPU of docs/benchmarks.md.
+  older ones). On a CPU it is honoured: torch's CPU autocast is faster than fp32 where the CPU
+  multiplies bfloat16 natively (AVX512-BF16 or AMX: 1.2x for a `small` step on the 2-core CPU
+  of docs/benchmarks.md, ``benchmarks/bench_precision.py``) and slower elsewhere, with a note.
+* ``auto`` (the quickstart's default): bf16 on a CPU with native bfloat16, else fp32.
 * ``--sync-bn``: SyncBatchNorm with several processes on CUDA (torch has no CPU kernel for it).
 * ``--compile``: ``torch.compile`` of the training step on CUDA; eager on CPU.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
@@ -28,6 +30,7 @@ from avsep.training.distributed import DistContext
 
 log = logging.getLogger("avsep")
 PRECISIONS = ("fp32", "bf16", "fp16")
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs that multiply bf16 natively
 # Prefixes that wrappers add to state-dict keys: DDP's module, torch.compile's _orig_mod.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
@@ -68,10 +71,28 @@ class Precision:
         return torch.autocast(self.device_type, dtype=self.dtype)
 
 
+def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """Whether the CPU lists a native bfloat16 instruction set (Linux; False where unknown)."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path(cpuinfo).read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+
+
+def auto_precision(device: torch.device) -> str:
+    """``auto``: bf16 on a CPU with native bfloat16 (faster there, and trains alike), else fp32."""
+    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
 def resolve_precision(requested: str, device: torch.device) -> Precision:
     """The precision the device can run, with a one-line note where it is not the one asked for."""
-    if requested not in PRECISIONS:
-        raise AvsepError(f"--precision {requested!r}: choose one of {', '.join(PRECISIONS)}")
+    if requested not in PRECISIONS + ("auto",):
+        raise AvsepError(f"--precision {requested!r}: choose one of {', '.join(PRECISIONS)} or auto")
+    if requested == "auto":
+        requested = auto_precision(device)
+        log.info("--precision auto: %s on %s", requested, device)
     cuda = device.type == "cuda"
     if requested == "fp16":
         if not cuda:
@@ -84,9 +105,9 @@ def resolve_precision(requested: str, device: torch.device) -> Precision:
         if cuda and not torch.cuda.is_bf16_supported():
             log.info("--precision bf16: %s has no bfloat16 support; training in fp32", torch.cuda.get_device_name(device))
             return Precision(device_type="cuda")
-        if not cuda:
-            log.info("--precision bf16 on %s: torch's CPU autocast, as asked; it trains like bf16 on a GPU "
-                     "but is rarely faster than fp32 on CPUs without AMX", device)
+        if not cuda and not cpu_has_native_bf16():
+            log.info("--precision bf16 on %s: torch's CPU autocast, as asked; this CPU lists no native "
+                     "bfloat16 (%s), so it is likely slower than fp32", device, " or ".join(NATIVE_BF16_FLAGS))
         return Precision("bf16", device.type, torch.bfloat16)
     return Precision(device_type=device.type)
 
