@@ -65,8 +65,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2, help="processes for generation, and data loaders in training")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                        help="autocast of the training step (RunSettings.precision)")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], default="fp32",
+                        help="autocast of the training step (RunSettings.precision; auto: the quickstart's default)")
     parser.add_argument("--radius", type=int, help="score clicks with this point neighbourhood in cells "
                         "(default: the library's, 1); rescoring a trained run does not train it again")
     parser.add_argument("--map-grid", choices=["fine", "coarse"], default="fine",  # small: fine by default too
@@ -75,8 +75,9 @@ def main() -> None:
                         help="how the cells of a click (and, but for mean, of a solo video) combine "
                         "(default: the model's configuration; rescoring does not train again)")
     args = parser.parse_args()
-    if args.continue_from and (args.steps is None or args.overrides):
-        parser.error("--continue-from needs --steps, and takes its configuration from the run it copies (no --set)")
+    if args.continue_from and (args.steps is None or args.overrides or args.continue_from == args.name):
+        parser.error("--continue-from needs --steps and a new --name, and takes its configuration from the run "
+                     "it copies (no --set)")
     torch.set_num_threads(2)
 
     demo = prepare_demo(args.workdir, per_label=args.per_label, heldout_per_label=args.heldout_per_label,
@@ -89,9 +90,9 @@ def main() -> None:
     if (run / "last.pt").exists() and args.steps:
         trained = Config.from_dict(torch.load(run / "last.pt", weights_only=True)["config"])
         changed = [k for k in trained.differences(cfg) if k != "epochs"]
-        if changed:
-            parser.error(f"{run} was trained with other values of {', '.join(changed)}: pass the same --set, "
-                         "or another --name")
+        if changed:  # a rescore without --steps may use a run of any configuration; training on may not
+            asked = ", ".join(f"{k}={getattr(trained, k)!r} (asked {getattr(cfg, k)!r})" for k in changed)
+            raise SystemExit(f"{run} was trained with {asked}: pass its --set values, or another --name")
         train_to(trained, demo.data, run, args.steps, args.minutes, args.workers,  # no-op when already there
                  precision=args.precision)
     elif not (run / "best.pt").exists():
@@ -106,8 +107,12 @@ def main() -> None:
              **({} if args.pool is None else {"pool": args.pool})}
     report = generalization_report(run / "best.pt", demo.data / "val.csv", demo.heldout_index, demo.duets,
                                    pairs=args.pairs, **query)
-    state = torch.load(run / "last.pt", weights_only=True)["train_state"]
-    report["run"] = {"name": args.name, "overrides": args.overrides, "steps": state["step"], "radius": args.radius,
+    last = torch.load(run / "last.pt", weights_only=True)
+    state = last["train_state"]
+    # What the run was trained with (a continued run's --set is empty), and this invocation's precision.
+    trained_with = [k for k in Config.from_dict(last["config"]).differences(Config.preset("small")) if k != "epochs"]
+    report["run"] = {"name": args.name, "overrides": args.overrides, "differs_from_preset": trained_with,
+                     "precision_of_this_invocation": args.precision, "steps": state["step"], "radius": args.radius,
                      "map_grid": args.map_grid, "pool": args.pool or cfg.pool,
                      "train_minutes": state["seconds"] / 60, "best_step": state["best_step"]}
     for key in ("in_distribution", "held_out"):

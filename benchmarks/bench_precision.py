@@ -79,7 +79,9 @@ def trainer_step_ms(data: Path, precision: str, threads: int) -> float:
                 "cfg = Config.preset('small').replace(val_every=10_000, epochs=10)\n"
                 f"s = RunSettings(workers=2, max_steps=70, progress=False, precision={precision!r})\n"
                 f"Trainer(cfg, Path({str(data / 'train.csv')!r}), None, Path({tmp!r}) / 'run', s).fit()\n")
-        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if child.returncode != 0:
+            raise SystemExit(f"the {precision} trainer run failed:\n{child.stderr[-2000:]}")
         rows = (Path(tmp) / "run" / "log.csv").read_text().replace("\r", "").splitlines()[1:]
         seconds = {int(r.split(",")[0]): float(r.split(",")[2]) for r in rows}
         return (seconds[70] - seconds[20]) / 50 * 1000

@@ -22,7 +22,7 @@ from avsep.errors import AvsepError
 
 log = logging.getLogger("avsep")
 # About 20 minutes of training on 2 free cores of an AMD EPYC in bf16 (its native bfloat16 makes
-# `--precision auto` choose it; 2.4 steps/s), about 27 in fp32 (1.8 steps/s); docs/benchmarks.md.
+# `--precision auto` choose it; 2.4 steps/s), 25 to 27 in fp32 (1.8 to 2.0 steps/s); docs/benchmarks.md.
 DEFAULT_STEPS = 2900
 
 
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, default=Path("avsep_quickstart"), help="where everything goes")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
                         help=f"training steps in total (default: {DEFAULT_STEPS}: about 20 minutes on 2 cores with "
-                        "native bfloat16, 27 in fp32)")
+                        "native bfloat16, 25 to 27 in fp32)")
     parser.add_argument("--minutes", type=float, help="also stop training after this many minutes of this run")
     parser.add_argument("--per-label", type=int, default=16, help="training-pool solo videos per instrument")
     parser.add_argument("--heldout-per-label", type=int, default=6, help="held-out solo videos per instrument")

@@ -44,3 +44,13 @@ def test_bf16_autocast_runs_a_step_on_cpu():
 def test_an_unknown_precision_is_one_clear_line():
     with pytest.raises(AvsepError, match=r"--precision 'fp8': choose one of fp32, bf16, fp16 or auto"):
         resolve_precision("fp8", CPU)
+
+
+@pytest.mark.parametrize("command, default", [(["train", "--data", "d", "--out", "o"], "fp32"),
+                                              (["quickstart"], "auto")])
+def test_the_clis_take_auto_and_keep_their_defaults(command, default):
+    from avsep.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(command).precision == default
+    assert parser.parse_args(command + ["--precision", "auto"]).precision == "auto"
