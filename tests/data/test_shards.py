@@ -228,3 +228,18 @@ def test_a_damaged_shard_is_one_clear_error(shards, tmp_path):
     ref.shard.write_bytes(bytes(data[:ref.offset + 1000]))  # truncated
     with pytest.raises(AvsepError, match="shorter than its manifest"):
         SampleReader(CFG.sample_rate).read(ref)
+
+
+def test_shard_items_follow_the_augmentation_ramp_by_step(wide, monkeypatch):
+    """Every item of batch k of epoch e is for step e * steps_per_epoch + k, on every rank, and
+    after a resume at batch k too."""
+    import avsep.data.mixtures as mixtures
+    _root, shard_dir = wide
+    seen = []
+    monkeypatch.setattr(mixtures, "ramped", lambda c, step: seen.append(step) or c)
+    split = read_split(shard_dir / "train.json")
+    stream = ShardStream(split, CFG.replace(aug_ramp=1000), seed=5, rank=1, world=2, workers=1, buffer=4)
+    stream.epoch, stream.first_batch = 2, 5
+    list(stream)
+    first = 2 * CFG.steps_per_epoch
+    assert seen == [first + k for k in range(5, CFG.steps_per_epoch) for _ in range(2)]
