@@ -8,8 +8,9 @@ Each recipe (``NAME`` or ``NAME:KEY=VALUE,...``, overrides of the ``small`` pres
 own process, ``--parallel`` of them at a time, on ``--device`` (CUDA when there is one), with
 ``--workers`` loader processes. Keep ``--parallel 1`` on a single GPU: seven recipes sharing an
 H200 as seven processes made at most 4.2 steps a second between them (none reached step 250 in
-7 minutes), where one process alone trained at about 37 steps a second (fp16, 6 loaders); the GPU
-time-slices between processes, and this model's kernels are tiny. At
+7 minutes); the GPU time-slices between processes, and this model's kernels are tiny. One recipe
+at a time trained at about 7 steps a second sustained (fp32, 8 or 15 loaders, validation
+included; docs/benchmarks.md, "CUDA"), so a GPU sweep is only about 4 times a 2-core CPU. At
 each mark it continues training to that step (resuming its run folder, so a killed sweep picks up
 where it stopped; marks already in ``results.jsonl`` are skipped), then scores its ``best.pt`` on ``--pairs`` held-out solo pairs and on the
 validation split, and appends a line to ``OUT/results.jsonl``. The table at the end gives the
