@@ -73,6 +73,10 @@ class Config:
     av_contrast: float = 0.0          # weight of the audio-visual correspondence loss across the batch
     pixel_loss_pool: int = 4          # the per-pixel loss sees the spectrogram averaged over this many bins a side
     pixel_sparsity: float = 0.0       # weight of the push towards silence shared by all the cells of sounding videos
+    # The push above starts once a validation's median SDR reaches this many dB, and stays on
+    # (0: from the first step). From the first step it delayed the model's start and spoiled its
+    # energy maps; on a model that already separated it raised pointing (docs/training.md).
+    sparsity_gate_db: float = 0.0
     pixel_mil: str = "bin"            # per-pixel loss: each bin's best cell (bin) or each source's best cell (cell)
     # How the cells of a video or of a clicked region combine into one mask wherever the model
     # separates (validation, evaluation, queries): vector (the max of their visual vectors, the
@@ -85,8 +89,9 @@ class Config:
     crop_scale: float = 1.0           # random crops keep this fraction of the frame's area, or more
     color_jitter: float = 0.0         # strength of random brightness/contrast/saturation/hue changes
     blur_prob: float = 0.0            # probability of a random Gaussian blur of a view
+    grey_prob: float = 0.0            # probability that a view loses its colours (greyscale)
     cutout_prob: float = 0.0          # probability of a grey rectangle over part of a view
-    # Training steps over which the four view augmentations above grow linearly from none to
+    # Training steps over which the view augmentations above grow linearly from none to
     # their full strength (0: full from the first step). A model takes off sooner on easy views.
     aug_ramp: int = 0
     compose_prob: float = 0.0         # probability that a view shows a tile of another video (composed frames)
@@ -239,8 +244,8 @@ class Config:
              "imagenet_pretrained needs resnet_width=64 (the ImageNet net)"),
             (self.target_rms > 0 and self.warp_base > 1, "target_rms must be positive and warp_base above 1"),
             (0 < self.crop_scale <= 1, "crop_scale must be in (0, 1]"),
-            (all(0 <= p <= 1 for p in (self.blur_prob, self.cutout_prob, self.compose_prob)),
-             "blur_prob, cutout_prob and compose_prob must be in [0, 1]"),
+            (all(0 <= p <= 1 for p in (self.blur_prob, self.cutout_prob, self.compose_prob, self.grey_prob)),
+             "blur_prob, cutout_prob, compose_prob and grey_prob must be in [0, 1]"),
             (min(self.color_jitter, self.pixel_loss, self.pixel_sparsity, self.eq_db, self.av_contrast) >= 0,
              "color_jitter, pixel_loss, pixel_sparsity, eq_db and av_contrast must be >= 0"),
             (self.pixel_loss_pool >= 1 and self.freq_bins % self.pixel_loss_pool == 0
@@ -248,6 +253,7 @@ class Config:
             (all(isinstance(m, int) and m > 0 for m in self.lr_milestones), "lr_milestones must be positive epochs"),
             (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
             (self.aug_ramp >= 0, "aug_ramp must be >= 0 steps"),
+            (self.sparsity_gate_db >= 0, "sparsity_gate_db must be >= 0 dB"),
             (self.val_every >= 1 and self.epochs >= 1 and self.epoch_size >= 1,
              "val_every, epochs and epoch_size must be positive"),
         ]

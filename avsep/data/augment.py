@@ -4,7 +4,7 @@ Everything here also applies to real videos, so nothing relies on how the genera
 are made:
 
 * random resized crops (keeping at least ``crop_scale`` of the area) and horizontal flips;
-* colour jitter (brightness, contrast, saturation, hue), Gaussian blur and cutout;
+* colour jitter (brightness, contrast, saturation, hue), greyscale, Gaussian blur and cutout;
 * **composed views** ("Mix and Localize", Hu et al., CVPR 2022): with probability
   ``compose_prob`` a view becomes a 2 x 2 grid of whole frames, its own video in one quadrant
   and, in the others, the other videos of the mixture and videos that are *not* in the mixture
@@ -49,7 +49,8 @@ def crop_box(width: int, height: int, cfg: Config, rng: np.random.Generator) -> 
 
 def random_view(frames: Sequence[Image.Image], cfg: Config, rng: np.random.Generator) -> View:
     """The clip's frames at the model's scale, randomly cropped, resized to ``img_size`` squares,
-    flipped half the time and colour-jittered (the same parameters for every frame)."""
+    flipped half the time, colour-jittered and, with probability ``grey_prob``, made grey (the
+    same parameters for every frame)."""
     width, height = scaled_size(frames[0].width, frames[0].height, cfg)
     box = crop_box(width, height, cfg, rng)
     # One resize from the source frame: the crop box mapped back to its pixels.
@@ -57,12 +58,15 @@ def random_view(frames: Sequence[Image.Image], cfg: Config, rng: np.random.Gener
     source_box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
     flip = rng.random() < 0.5
     factors = rng.uniform(-cfg.color_jitter, cfg.color_jitter, 4) if cfg.color_jitter else None
+    # Drawn only when asked, so that runs without it keep their random stream.
+    grey = bool(cfg.grey_prob) and rng.random() < cfg.grey_prob
     view = []
     for frame in frames:
         out = frame.convert("RGB").resize((cfg.img_size, cfg.img_size), Image.BILINEAR, box=source_box)
         if flip:
             out = out.transpose(Image.FLIP_LEFT_RIGHT)
-        view.append(jitter(out, factors) if factors is not None else out)
+        out = jitter(out, factors) if factors is not None else out
+        view.append(out.convert("L").convert("RGB") if grey else out)
     return view
 
 
@@ -137,7 +141,7 @@ def compose(tiles: Sequence[tuple[View, int]], cfg: Config, rng: np.random.Gener
 
 def ramped(cfg: Config, step: int) -> Config:
     """``cfg`` with its view augmentation at ``step / aug_ramp`` of full strength (crops keep
-    more of the frame, jitter, blur and cutout are weaker); ``cfg`` itself from step ``aug_ramp`` on."""
+    more of the frame, jitter, greyscale, blur and cutout are weaker); ``cfg`` itself from step ``aug_ramp`` on."""
     if step >= cfg.aug_ramp:
         return cfg
     strength = max(step, 0) / cfg.aug_ramp
@@ -145,7 +149,7 @@ def ramped(cfg: Config, step: int) -> Config:
     # this runs for every training item.
     return dataclasses.replace(cfg, crop_scale=1 - (1 - cfg.crop_scale) * strength,
                                color_jitter=cfg.color_jitter * strength, blur_prob=cfg.blur_prob * strength,
-                               cutout_prob=cfg.cutout_prob * strength)
+                               cutout_prob=cfg.cutout_prob * strength, grey_prob=cfg.grey_prob * strength)
 
 
 def training_views(clips: Sequence[Sequence[Image.Image]], distractors: Callable[[], Sequence[Sequence[Image.Image]]],

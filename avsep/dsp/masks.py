@@ -61,7 +61,8 @@ def mask_loss(logits: Tensor, targets: Tensor, cfg: Config, weight: Tensor | Non
     return _weighted_loss(logits, targets, cfg, weight).mean()
 
 
-def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config, weight: Tensor | None = None) -> Tensor:
+def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config, weight: Tensor | None = None,
+               sparsity: float | None = None) -> Tensor:
     """The per-pixel (multiple-instance) loss: the cells of each source explain its sound, and
     cells of videos that are not in the mixture stay silent.
 
@@ -76,8 +77,11 @@ def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config,
         owner: (B, N, h, w) the source each cell shows, or -1.
         targets: (B, N, F, T) target masks.
         weight: (B, 1, F, T) per-bin weights, or None.
+        sparsity: weight of :func:`sparsity_loss` (default ``cfg.pixel_sparsity``; the trainer
+            passes 0 until ``cfg.sparsity_gate_db`` is reached).
     """
     batch, cells = cell_logits.shape[:2]
+    sparsity = cfg.pixel_sparsity if sparsity is None else sparsity
     if cfg.pixel_mil == "cell":
         loss = _best_cell_loss(cell_logits, owner.reshape(batch, cells), targets, cfg, weight)
     else:
@@ -87,8 +91,8 @@ def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config,
     if silent.any():
         quiet, quiet_weight = cell_logits[silent], None if weight is None else weight[silent.nonzero()[:, 0], 0]
         loss = loss + _weighted_loss(quiet, torch.zeros_like(quiet), cfg, quiet_weight).mean()
-    if cfg.pixel_sparsity:
-        loss = loss + cfg.pixel_sparsity * sparsity_loss(cell_logits, owner.reshape(batch, cells), cfg, weight)
+    if sparsity:
+        loss = loss + sparsity * sparsity_loss(cell_logits, owner.reshape(batch, cells), cfg, weight)
     return loss
 
 

@@ -54,6 +54,8 @@ class TrainState:
     seconds: float = 0.0
     best_sdr: float = -math.inf
     best_step: int = -1
+    # Step from which the per-pixel sparsity applies (cfg.sparsity_gate_db); -1: not yet.
+    sparsity_from: int = -1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,8 +84,10 @@ def set_learning_rates(optimizer: torch.optim.Optimizer, cfg: Config, epoch: int
     return factor
 
 
-def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.device) -> torch.Tensor:
-    """The pooled mask loss of every source, plus the per-pixel loss when ``pixel_loss`` > 0."""
+def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.device,
+                  sparsity: float | None = None) -> torch.Tensor:
+    """The pooled mask loss of every source, plus the per-pixel loss when ``pixel_loss`` > 0
+    (with the sparsity weight ``sparsity``, by default ``cfg.pixel_sparsity``)."""
     mix, sources, frames, owner = (batch[k].to(device) for k in ("mix", "sources", "frames", "owner"))
     features = mixture_features(mix, cfg, sources)
     sound = model.sound_features(features.log_mix_mag)
@@ -99,8 +103,15 @@ def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.
         # per-pixel loss then costs pixel_loss_pool**2 times less, at a coarser time-frequency grid.
         k = cfg.pixel_loss_pool
         coarse = [F.avg_pool2d(x, k) for x in (sound, targets, weight)]
-        loss = loss + cfg.pixel_loss * pixel_loss(model.cell_logits(coarse[0], grids), owner, coarse[1], cfg, coarse[2])
+        loss = loss + cfg.pixel_loss * pixel_loss(model.cell_logits(coarse[0], grids), owner, coarse[1], cfg, coarse[2],
+                                                  sparsity)
     return loss
+
+
+def sparsity_weight(cfg: Config, state: TrainState) -> float:
+    """The per-pixel sparsity's weight at this point of training: ``cfg.pixel_sparsity`` once
+    the gate (``cfg.sparsity_gate_db``) has opened, or always where there is no gate; else 0."""
+    return cfg.pixel_sparsity if cfg.sparsity_gate_db <= 0 or state.sparsity_from >= 0 else 0.0
 
 
 def train_step(model: SoundOfPixels, batch: dict, cfg: Config, optimizer: torch.optim.Optimizer,
@@ -162,8 +173,9 @@ class Trainer:
             # Other ranks get these weights from DDP's first broadcast (no concurrent downloads).
             self.model.frame_net.load_imagenet(allow_random=random_init)
         self.train_set = getattr(self.data, "train_set", None)
-        objective = TrainingObjective(self.model, lambda model, batch: training_loss(model, batch, cfg, self.device),
-                                      self.device)
+        objective = TrainingObjective(
+            self.model, lambda model, batch: training_loss(model, batch, cfg, self.device,
+                                                           sparsity_weight(cfg, self.state)), self.device)
         self.step_module = wrap_objective(objective, self.dist, self.settings.compile)
         # After DDP's first broadcast, so that every rank averages rank 0's weights.
         self.average = WeightAverage(self.model, cfg.ema_decay) if cfg.ema_decay else None
@@ -256,6 +268,7 @@ class Trainer:
                 summary = self.validate() if validating else None
                 if summary is not None:
                     row["val_sdr"] = round(summary["model"]["SDR"]["median"], 3)
+                    self._open_sparsity_gate(row["val_sdr"])
                 # The row before the checkpoint: a kill between them leaves a row past last.pt,
                 # which a resume trims, never a checkpoint whose row is missing.
                 if main:
@@ -271,6 +284,15 @@ class Trainer:
                     break
         bar.close()
         return state
+
+    def _open_sparsity_gate(self, val_sdr: float) -> None:
+        """Start the per-pixel sparsity from the next step once validation reaches the gate.
+        Every rank sees the same summary, so all of them open it at the same step."""
+        cfg, state = self.cfg, self.state
+        if cfg.pixel_sparsity and cfg.sparsity_gate_db > 0 and state.sparsity_from < 0 and val_sdr >= cfg.sparsity_gate_db:
+            state.sparsity_from = state.step
+            log.info("validation reached %.2f dB (gate %.1f dB): per-pixel sparsity on from step %d",
+                     val_sdr, cfg.sparsity_gate_db, state.step)
 
     def _advance(self, seconds: float) -> None:
         state = self.state

@@ -56,6 +56,7 @@ def test_augmentation_ramp_grows_linearly_to_full_strength():
     assert (start.crop_scale, start.color_jitter, start.blur_prob, start.cutout_prob) == (1.0, 0.0, 0.0, 0.0)
     assert half.crop_scale == pytest.approx(0.75) and half.color_jitter == pytest.approx(0.2)
     assert half.blur_prob == pytest.approx(0.25) and half.cutout_prob == pytest.approx(0.25)
+    assert ramped(cfg.replace(grey_prob=0.4), 50).grey_prob == pytest.approx(0.2)
     assert ramped(cfg, 100) is cfg and ramped(cfg, 5000) is cfg
     assert ramped(CFG, 0) is CFG, "aug_ramp=0: full strength from the first step"
     assert half.compose_prob == cfg.compose_prob, "composition is a training signal, not ramped"
@@ -71,6 +72,22 @@ def test_views_at_the_ramps_start_keep_their_colours():
     changed = [training_views([_clip(colour)], lambda: [], ramped(cfg, 10), np.random.default_rng(seed))[0][0][0]
                for seed in range(6)]
     assert any((np.asarray(view) != colour).any() for view in changed), "full strength from step aug_ramp"
+
+
+def test_greyscale_views_lose_their_colours_as_often_as_asked():
+    cfg = Config.preset("small").replace(color_jitter=0.0, grey_prob=0.25)
+    colour = (200, 40, 40)
+    views = [random_view(_clip(colour, frames=2), cfg, np.random.default_rng(seed)) for seed in range(200)]
+    grey = [all(len(set(frame.getpixel((5, 5)))) == 1 for frame in view) for view in views]
+    assert all(frame.getpixel((5, 5)) == colour for view, g in zip(views, grey) if not g for frame in view)
+    assert 0.15 < np.mean(grey) < 0.35, "about a quarter of the views, every frame of a view alike"
+
+
+def test_no_greyscale_draws_nothing_so_other_runs_keep_their_random_stream():
+    rng = np.random.default_rng(7)
+    random_view(_clip((10, 200, 30)), Config.preset("small"), rng)
+    # The generator's next number after one `small` view, as it was before grey_prob existed.
+    assert rng.random() == pytest.approx(0.7970694287520462, abs=0, rel=1e-15)
 
 
 def test_random_eq_is_a_gentle_bounded_filter():

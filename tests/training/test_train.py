@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from avsep.config import Config, RunSettings
+from avsep.errors import AvsepError
 from avsep.models.checkpoint import load_checkpoint
 from avsep.training.trainer import Trainer, lr_factor, make_optimizer
 from tests.conftest import PYTHON
@@ -183,3 +184,41 @@ def test_the_configured_optimizer_keeps_each_networks_learning_rate_and_the_weig
     assert type(optimizer) is kind
     assert {g["name"]: g["lr"] for g in optimizer.param_groups} == {"frame": 2e-4, "sound": 1e-3, "synth": 1e-3}
     assert all(g["weight_decay"] == 0.5 for g in optimizer.param_groups)
+
+
+def test_sparsity_waits_for_its_validation_gate_and_a_resumed_run_remembers_it(tiny_dataset, tmp_path, monkeypatch):
+    import avsep.training.trainer as trainer_module
+
+    cfg = CFG.replace(pixel_sparsity=1.0, sparsity_gate_db=3.0)
+    val_sdrs, weights_used = iter([1.0, 4.0, 2.0]), []
+    real_loss = trainer_module.training_loss
+
+    def recording_loss(model, batch, cfg, device, sparsity=None):
+        weights_used.append(sparsity)
+        return real_loss(model, batch, cfg, device, sparsity)
+
+    def fake_validation(self):  # validation SDRs 1, 4, then 2 dB at steps 4, 8, 12
+        return {"model": {"SDR": {"median": next(val_sdrs)}}, "silent_estimates": {"model": 0}, "sources_scored": 8}
+
+    monkeypatch.setattr(trainer_module, "training_loss", recording_loss)
+    monkeypatch.setattr(Trainer, "validate", fake_validation)
+    run, data = tmp_path / "run", tiny_dataset
+    Trainer(cfg, data / "train.csv", data / "val.csv", run, RunSettings(workers=0, progress=False, max_steps=8)).fit()
+    assert weights_used == [0.0] * 8, "4 dB at step 8 opens the gate for the steps after it"
+    state = load_checkpoint(run / "last.pt")
+    assert state["train_state"]["sparsity_from"] == 8
+    weights_used.clear()
+    Trainer(cfg, data / "train.csv", data / "val.csv", run, RunSettings(workers=0, progress=False),
+            resume_state=state).fit()
+    assert weights_used == [1.0] * 4, "the gate stays open after a resume, whatever validation says later"
+    assert load_checkpoint(run / "last.pt")["train_state"]["sparsity_from"] == 8
+
+
+def test_without_a_gate_the_sparsity_applies_from_the_first_step():
+    from avsep.training.trainer import TrainState, sparsity_weight
+
+    assert sparsity_weight(CFG.replace(pixel_sparsity=0.5, sparsity_gate_db=0.0), TrainState()) == 0.5
+    assert sparsity_weight(CFG.replace(pixel_sparsity=0.5, sparsity_gate_db=6.0), TrainState()) == 0.0
+    assert sparsity_weight(CFG.replace(pixel_sparsity=0.5, sparsity_gate_db=6.0), TrainState(sparsity_from=250)) == 0.5
+    with pytest.raises(AvsepError, match="sparsity_gate_db must be >= 0"):
+        CFG.replace(sparsity_gate_db=-1.0)
