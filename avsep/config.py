@@ -73,9 +73,10 @@ class Config:
     av_contrast: float = 0.0          # weight of the audio-visual correspondence loss across the batch
     pixel_loss_pool: int = 4          # the per-pixel loss sees the spectrogram averaged over this many bins a side
     pixel_sparsity: float = 0.0       # weight of the push towards silence shared by all the cells of sounding videos
-    # The push above starts once a validation's median SDR reaches this many dB, and stays on
-    # (0: from the first step). From the first step it delayed the model's start and spoiled its
-    # energy maps; on a model that already separated it raised pointing (docs/training.md).
+    # The push above starts once a validation (every val_every steps) reaches this many dB, and
+    # stays on (0: from the first step). In one run each: from the first step it delayed the
+    # model's start and spoiled its energy maps; added to runs that already separated, it raised
+    # pointing (docs/training.md, "Sparsity after take-off").
     sparsity_gate_db: float = 0.0
     pixel_mil: str = "bin"            # per-pixel loss: each bin's best cell (bin) or each source's best cell (cell)
     # How the cells of a video or of a clicked region combine into one mask wherever the model
@@ -254,6 +255,8 @@ class Config:
             (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
             (self.aug_ramp >= 0, "aug_ramp must be >= 0 steps"),
             (self.sparsity_gate_db >= 0, "sparsity_gate_db must be >= 0 dB"),
+            (not self.sparsity_gate_db or (self.pixel_sparsity and self.pixel_loss),
+             "sparsity_gate_db gates pixel_sparsity: set pixel_sparsity and pixel_loss above 0 too"),
             (self.val_every >= 1 and self.epochs >= 1 and self.epoch_size >= 1,
              "val_every, epochs and epoch_size must be positive"),
         ]

@@ -5,8 +5,8 @@ with every hue turned half a circle.
 
 For each generated duet (``bench_generalization.py`` makes them under ``WORKDIR/duets``) the
 model analyses the duet's audio with three versions of its frames, and ``score_pointing`` asks,
-at every window where a player sounds, whether the energy map's peak falls in a sounding
-player's box. Prints each duet's share of hits per version, then the totals. A model that finds
+at every window where a player sounds, whether the energy map's peak falls in the box of a
+sounding instrument. Prints each duet's share of hits per version, then the totals. A model that finds
 instruments by their shape points about as well in grey; one that finds them by their colour
 loses hits in grey and with the hues turned, and may gain them where the background shares an
 instrument's colour.
@@ -48,9 +48,9 @@ VERSIONS: dict[str, Callable[[Image.Image], Image.Image]] = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--duets", type=Path, required=True, help="a folder of generated duets (duet_*.json)")
+    parser.add_argument("--duets", type=Path, required=True, help="a folder of generated duets (its duets.json)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(2)  # the 2-core machines of docs/benchmarks.md, as the other probes
     separator = Separator.from_checkpoint(args.checkpoint, device="cpu")
     rate_of_frames = separator.cfg.frame_rate
     hits: dict[str, list[bool]] = {name: [] for name in VERSIONS}

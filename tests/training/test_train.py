@@ -186,39 +186,61 @@ def test_the_configured_optimizer_keeps_each_networks_learning_rate_and_the_weig
     assert all(g["weight_decay"] == 0.5 for g in optimizer.param_groups)
 
 
-def test_sparsity_waits_for_its_validation_gate_and_a_resumed_run_remembers_it(tiny_dataset, tmp_path, monkeypatch):
+def _record_sparsity(monkeypatch, val_sdrs):
+    """Validation SDRs from ``val_sdrs`` in turn; returns the list of the sparsity weights that
+    reach the per-pixel loss, one per training step."""
+    import avsep.dsp.masks as masks
     import avsep.training.trainer as trainer_module
 
-    cfg = CFG.replace(pixel_sparsity=1.0, sparsity_gate_db=3.0)
-    val_sdrs, weights_used = iter([1.0, 4.0, 2.0]), []
-    real_loss = trainer_module.training_loss
+    sdrs, used = iter(val_sdrs), []
+    real_pixel_loss = masks.pixel_loss
 
-    def recording_loss(model, batch, cfg, device, sparsity=None):
-        weights_used.append(sparsity)
-        return real_loss(model, batch, cfg, device, sparsity)
+    def recording_pixel_loss(*args, sparsity=None, **kwargs):
+        used.append(sparsity)
+        return real_pixel_loss(*args, sparsity=sparsity, **kwargs)
 
-    def fake_validation(self):  # validation SDRs 1, 4, then 2 dB at steps 4, 8, 12
-        return {"model": {"SDR": {"median": next(val_sdrs)}}, "silent_estimates": {"model": 0}, "sources_scored": 8}
+    def fake_validation(self):
+        return {"model": {"SDR": {"median": next(sdrs)}}, "silent_estimates": {"model": 0}, "sources_scored": 8}
 
-    monkeypatch.setattr(trainer_module, "training_loss", recording_loss)
+    monkeypatch.setattr(trainer_module, "pixel_loss", recording_pixel_loss)
     monkeypatch.setattr(Trainer, "validate", fake_validation)
-    run, data = tmp_path / "run", tiny_dataset
-    Trainer(cfg, data / "train.csv", data / "val.csv", run, RunSettings(workers=0, progress=False, max_steps=8)).fit()
-    assert weights_used == [0.0] * 8, "4 dB at step 8 opens the gate for the steps after it"
-    state = load_checkpoint(run / "last.pt")
-    assert state["train_state"]["sparsity_from"] == 8
-    weights_used.clear()
-    Trainer(cfg, data / "train.csv", data / "val.csv", run, RunSettings(workers=0, progress=False),
-            resume_state=state).fit()
-    assert weights_used == [1.0] * 4, "the gate stays open after a resume, whatever validation says later"
-    assert load_checkpoint(run / "last.pt")["train_state"]["sparsity_from"] == 8
+    return used
 
 
-def test_without_a_gate_the_sparsity_applies_from_the_first_step():
+GATED = CFG.replace(pixel_sparsity=1.0, sparsity_gate_db=3.0)
+
+
+def _gated_trainer(data, run, resume=None, **settings):
+    return Trainer(GATED, data / "train.csv", data / "val.csv", run, RunSettings(workers=0, progress=False, **settings),
+                   resume_state=resume)
+
+
+def test_sparsity_waits_for_its_validation_gate_then_stays_on(tiny_dataset, tmp_path, monkeypatch):
+    used = _record_sparsity(monkeypatch, [1.0, 4.0, 2.0])   # validations at steps 4, 8 and 12
+    _gated_trainer(tiny_dataset, tmp_path / "run").fit()
+    assert used == [0.0] * 8 + [1.0] * 4, "4 dB at step 8 opens the gate for the steps after it, 2 dB does not close it"
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["train_state"]["sparsity_from"] == 9
+
+
+def test_a_run_stopped_between_validations_opens_the_gate_where_an_uninterrupted_one_does(tiny_dataset, tmp_path,
+                                                                                        monkeypatch):
+    # Validations at 4 and at the stop (6, which must not count), then at 8 and 12 after the resume.
+    used = _record_sparsity(monkeypatch, [1.0, 9.0, 4.0, 2.0])
+    run = tmp_path / "run"
+    _gated_trainer(tiny_dataset, run, max_steps=6).fit()
+    assert load_checkpoint(run / "last.pt")["train_state"]["sparsity_from"] == -1
+    _gated_trainer(tiny_dataset, run, resume=load_checkpoint(run / "last.pt")).fit()
+    assert used == [0.0] * 8 + [1.0] * 4
+    assert load_checkpoint(run / "last.pt")["train_state"]["sparsity_from"] == 9
+
+
+def test_sparsity_weight_with_and_without_a_gate_and_its_configuration():
     from avsep.training.trainer import TrainState, sparsity_weight
 
     assert sparsity_weight(CFG.replace(pixel_sparsity=0.5, sparsity_gate_db=0.0), TrainState()) == 0.5
     assert sparsity_weight(CFG.replace(pixel_sparsity=0.5, sparsity_gate_db=6.0), TrainState()) == 0.0
-    assert sparsity_weight(CFG.replace(pixel_sparsity=0.5, sparsity_gate_db=6.0), TrainState(sparsity_from=250)) == 0.5
+    assert sparsity_weight(CFG.replace(pixel_sparsity=0.5, sparsity_gate_db=6.0), TrainState(sparsity_from=251)) == 0.5
     with pytest.raises(AvsepError, match="sparsity_gate_db must be >= 0"):
-        CFG.replace(sparsity_gate_db=-1.0)
+        CFG.replace(pixel_sparsity=1.0, sparsity_gate_db=-1.0)
+    with pytest.raises(AvsepError, match="sparsity_gate_db gates pixel_sparsity"):
+        CFG.replace(pixel_sparsity=0.0, sparsity_gate_db=5.0)
