@@ -272,8 +272,7 @@ class Trainer:
                 summary = self.validate() if validating else None
                 if summary is not None:
                     row["val_sdr"] = round(summary["model"]["SDR"]["median"], 3)
-                    if state.step % cfg.val_every == 0:  # not the end-of-run one: a resumed run must agree
-                        self._open_sparsity_gate(summary["model"]["SDR"]["median"])
+                    self._open_sparsity_gate(summary["model"]["SDR"]["median"])
                 # The row before the checkpoint: a kill between them leaves a row past last.pt,
                 # which a resume trims, never a checkpoint whose row is missing.
                 if main:
@@ -300,6 +299,8 @@ class Trainer:
         """
         cfg, state = self.cfg, self.state
         if cfg.sparsity_gate_db <= 0 or state.sparsity_from >= 0 or val_sdr < cfg.sparsity_gate_db:
+            return
+        if state.step % cfg.val_every:  # the end-of-run validation: a resumed run would not see it
             return
         state.sparsity_from = state.step + 1
         log.info("validation reached %.2f dB (gate %.1f dB): per-pixel sparsity on from step %d",
