@@ -32,6 +32,7 @@ from avsep.config import QUERY_POOLS, Config, RunSettings  # noqa: E402
 from avsep.evaluation.heldout import format_report, generalization_report  # noqa: E402
 from avsep.evaluation.tables import json_safe  # noqa: E402
 from avsep.synth.demo import prepare_demo  # noqa: E402
+from avsep.training.engine import PRECISION_CHOICES  # noqa: E402
 from avsep.training.trainer import Trainer  # noqa: E402
 from avsep.utils import atomic_write_text  # noqa: E402
 
@@ -65,7 +66,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2, help="processes for generation, and data loaders in training")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], default="fp32",
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
                         help="autocast of the training step (RunSettings.precision; auto: the quickstart's default)")
     parser.add_argument("--radius", type=int, help="score clicks with this point neighbourhood in cells "
                         "(default: the library's, 1); rescoring a trained run does not train it again")

@@ -15,7 +15,7 @@ from avsep.errors import AvsepError
 from avsep.models.checkpoint import load_checkpoint
 from avsep.data.shards import is_shard_manifest
 from avsep.training import distributed
-from avsep.training.engine import PRECISIONS
+from avsep.training.engine import PRECISION_CHOICES
 from avsep.training.trainer import Trainer
 from avsep.utils import atomic_write_text
 
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: cuda if available; "
                         "under torchrun each process takes cuda:LOCAL_RANK)")
     speed = parser.add_argument_group("speed (machine settings, not saved in the configuration)")
-    speed.add_argument("--precision", default="fp32", choices=PRECISIONS + ("auto",),
+    speed.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES,
                        help="autocast precision of the training step (fp16 uses a gradient scaler; auto: bf16 on "
                        "a CPU with native bfloat16, else fp32; default: fp32)")
     speed.add_argument("--compile", action="store_true", help="torch.compile the training step (CUDA)")

@@ -30,6 +30,7 @@ from avsep.training.distributed import DistContext
 
 log = logging.getLogger("avsep")
 PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISION_CHOICES = PRECISIONS + ("auto",)  # what a run may ask for: auto picks one of PRECISIONS
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs that multiply bf16 natively
 # Prefixes that wrappers add to state-dict keys: DDP's module, torch.compile's _orig_mod.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
@@ -88,7 +89,7 @@ def auto_precision(device: torch.device) -> str:
 
 def resolve_precision(requested: str, device: torch.device) -> Precision:
     """The precision the device can run, with a one-line note where it is not the one asked for."""
-    if requested not in PRECISIONS + ("auto",):
+    if requested not in PRECISION_CHOICES:
         raise AvsepError(f"--precision {requested!r}: choose one of {', '.join(PRECISIONS)} or auto")
     if requested == "auto":
         requested = auto_precision(device)
