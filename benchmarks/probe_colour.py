@@ -25,6 +25,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avsep.data.decode import load_audio, read_frames  # noqa: E402
+from avsep.errors import AvsepError  # noqa: E402
 from avsep.evaluation.ensembles import score_pointing  # noqa: E402
 from avsep.inference import Separator  # noqa: E402
 from avsep.inference.separator import VideoClip  # noqa: E402
@@ -50,6 +51,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--duets", type=Path, required=True, help="a folder of generated duets (its duets.json)")
     args = parser.parse_args()
+    if not (args.duets / "duets.json").is_file():
+        raise AvsepError(f"{args.duets}: no duets.json (make duets with bench_generalization.py or `avsep generate duets`)")
     torch.set_num_threads(2)  # the 2-core machines of docs/benchmarks.md, as the other probes
     separator = Separator.from_checkpoint(args.checkpoint, device="cpu")
     rate_of_frames = separator.cfg.frame_rate
@@ -71,4 +74,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except AvsepError as error:  # a missing checkpoint or duet folder: one line, no traceback
+        raise SystemExit(f"probe_colour: {error}") from None
