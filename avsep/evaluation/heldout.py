@@ -17,7 +17,7 @@ import numpy as np
 from avsep.config import MODEL_POOLS
 from avsep.evaluation.ensembles import score_clicks, score_pointing
 from avsep.evaluation.evaluate import evaluate
-from avsep.evaluation.localization import summarize_localization
+from avsep.evaluation.localization import scene_interval, summarize_localization
 
 
 def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = False, map_grid: str | None = None,
@@ -28,7 +28,7 @@ def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = F
     from avsep.inference import Separator
 
     separator = Separator.from_checkpoint(checkpoint, device="cpu")
-    sdr, mixture_sdr, hits, cious, matched, per_duet = [], [], [], [], [], []
+    sdr, mixture_sdr, hits, cious, matched, per_duet, hits_per_duet = [], [], [], [], [], [], []
     for entry in duets:
         analysis = separator.analyze(entry["video"], progress=False, map_grid=map_grid)
         clicks = score_clicks(analysis, entry, **query)
@@ -36,6 +36,7 @@ def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = F
         sdr += clicks["SDR"]
         mixture_sdr += clicks["mixture_SDR"]
         hits += pointing["hit"]
+        hits_per_duet.append(pointing["hit"])
         cious += pointing["ciou"]
         matched += pointing["matched"]
         per_duet.append({"name": entry["name"], "labels": clicks["label"], "SDR": clicks["SDR"],
@@ -43,10 +44,13 @@ def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = F
         if progress:
             print(f"  {entry['name']}: " + ", ".join(f"{label} {s:.1f} dB (mixture {m:.1f})" for label, s, m in
                                                     zip(clicks["label"], clicks["SDR"], clicks["mixture_SDR"])))
+    localization = summarize_localization(cious, hits, matched)
+    if hits:
+        localization["pointing_interval_90"] = list(scene_interval(hits_per_duet))
     return {"click_SDR_median": float(np.median(sdr)), "click_SDR_mean": float(np.mean(sdr)),
             "mixture_SDR_median": float(np.median(mixture_sdr)),
             "click_SDRi_median": float(np.median(np.array(sdr) - np.array(mixture_sdr))),
-            "sources": len(sdr), "duets": len(duets), "localization": summarize_localization(cious, hits, matched),
+            "sources": len(sdr), "duets": len(duets), "localization": localization,
             "per_duet": per_duet}
 
 
@@ -81,6 +85,8 @@ def format_report(report: dict[str, Any]) -> str:
              f"{'':>9}   ({duets['sources']} players in {duets['duets']} duets)",
              f"{'ideal binary mask, held-out pairs':<34}{report['held_out']['oracle_ibm']['SDR']['median']:>8.2f}"]
     if loc.get("count"):
-        lines.append(f"pointing on held-out duets: {loc['pointing']:.0%} of {loc['count']} windows; "
+        low, high = loc.get("pointing_interval_90", (loc["pointing"], loc["pointing"]))
+        lines.append(f"pointing on held-out duets: {loc['pointing']:.0%} of {loc['count']} windows "
+                     f"(90% interval over duets {low:.0%}-{high:.0%}); "
                      f"cIoU@0.5 {loc['cIoU@0.5']:.2f}, AUC {loc['AUC']:.2f}, size-matched cIoU {loc['size_matched_cIoU']:.2f}")
     return "\n".join(lines)

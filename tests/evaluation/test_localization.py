@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from avsep.evaluation.localization import (box_mask, ciou, median_ciou, pointing_hit, size_matched_ciou,
-                                           summarize_localization)
+from avsep.evaluation.localization import (box_mask, ciou, median_ciou, pointing_hit, scene_interval,
+                                           size_matched_ciou, summarize_localization)
 
 
 def test_box_mask_is_the_union_with_exclusive_ends():
@@ -37,3 +37,20 @@ def test_summary_auc_and_rates():
     # Share of cIoU >= t: 1 at t = 0, 0.75 up to 0.5, 0.5 above: area 0.05 * ... in between.
     assert 0.6 < summary["AUC"] < 0.8
     assert summarize_localization([], [], []) == {"count": 0}
+
+
+def test_scene_interval_resamples_whole_scenes():
+    # Every scene at the same rate: any resampling gives that rate.
+    assert scene_interval([[True, False]] * 6) == (0.5, 0.5)
+    # Scenes hit or missed whole: the interval is wide, contains the rate, and narrows with more scenes.
+    few = scene_interval([[True] * 5] * 3 + [[False] * 5] * 2)
+    many = scene_interval([[True] * 5] * 30 + [[False] * 5] * 20)
+    assert few[0] < 0.6 < few[1] and many[0] < 0.6 < many[1]
+    assert many[1] - many[0] < few[1] - few[0]
+    # The same windows split into independent scenes would give a narrower interval than whole scenes.
+    windows = scene_interval([[True]] * 15 + [[False]] * 10)
+    assert windows[1] - windows[0] < few[1] - few[0]
+    # Seeded: one set of hits, one interval; scenes without windows are left out.
+    assert scene_interval([[True, False], [True], []]) == scene_interval([[True, False], [True]])
+    with pytest.raises(ValueError, match="no scored windows"):
+        scene_interval([[], []])
