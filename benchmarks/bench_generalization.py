@@ -4,6 +4,8 @@
     python benchmarks/bench_generalization.py --workdir /tmp/gen --steps 1500 --name no_aug --set compose_prob=0
     python benchmarks/bench_generalization.py --workdir /tmp/gen --name no_aug --radius 0   # rescore: one-cell clicks
     python benchmarks/bench_generalization.py --workdir /tmp/gen --name small_4000 --continue-from small --steps 4000
+    python benchmarks/bench_generalization.py --workdir /tmp/gen --name small_sparse --continue-from small \
+        --steps 3350 --set pixel_sparsity=1    # a second stage with the push towards silence
 
 Generates (once) train-pool solo videos, held-out solo videos and held-out duets
 (:mod:`avsep.synth.demo`), trains the ``small`` preset (plus ``--set`` overrides) for
@@ -28,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avsep.cli.quickstart import train_to  # noqa: E402
+from avsep.cli.train import RESUMABLE_CHANGES  # noqa: E402
 from avsep.config import QUERY_POOLS, Config, RunSettings  # noqa: E402
 from avsep.evaluation.heldout import format_report, generalization_report  # noqa: E402
 from avsep.evaluation.tables import json_safe  # noqa: E402
@@ -37,17 +40,29 @@ from avsep.training.trainer import Trainer  # noqa: E402
 from avsep.utils import atomic_write_text  # noqa: E402
 
 
-def copy_run(source: Path, run: Path) -> Config:
-    """Copy run folder ``source`` to ``run`` (unless ``run`` exists: a continuation resumes);
-    returns the configuration it was trained with."""
+def copy_run(source: Path, run: Path, overrides: list[str]) -> Config:
+    """Copy run folder ``source`` to ``run`` (unless ``run`` exists: a continuation resumes), with
+    ``overrides`` (only :data:`RESUMABLE_CHANGES`, as ``avsep train --resume`` takes them) written
+    into the copy's configuration; returns the configuration the copy trains on."""
     if not (source / "last.pt").is_file():
         raise SystemExit(f"--continue-from: {source} has no last.pt")
+    saved = Config.from_dict(torch.load(source / "last.pt", weights_only=True)["config"])
+    cfg = saved.with_overrides(overrides)
+    refused = [key for key in cfg.differences(saved) if key not in RESUMABLE_CHANGES]
+    if refused:
+        raise SystemExit(f"--continue-from: a continued run may change only {', '.join(sorted(RESUMABLE_CHANGES))}, "
+                         f"not {', '.join(refused)}")
     if not run.exists():
         partial = run.with_name(run.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         shutil.copytree(source, partial, ignore=shutil.ignore_patterns("generalization*.json"))
+        if overrides:  # the copy goes on with the changed options, as `avsep train --resume --set` would
+            state = torch.load(partial / "last.pt", weights_only=True)
+            state["config"] = cfg.to_dict()
+            torch.save(state, partial / "last.pt")
+            atomic_write_text(partial / "config.json", json.dumps(cfg.to_dict(), indent=2))
         partial.rename(run)
-    return Config.from_dict(torch.load(source / "last.pt", weights_only=True)["config"])
+    return cfg
 
 
 def main() -> None:
@@ -57,12 +72,15 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, help="training time budget")
     parser.add_argument("--steps", type=int, help="training step budget")
     parser.add_argument("--continue-from", metavar="RUN", help="start from a copy of WORKDIR/runs/RUN "
-                        "(its configuration; --set must then be left out) and train it to --steps")
+                        "(its configuration, where --set may change only what `avsep train --resume` "
+                        "takes: the sparsity options) and train it to --steps")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--per-label", type=int, default=16)
     parser.add_argument("--train-seconds", type=float, default=8.0, help="length of the training-pool videos")
     parser.add_argument("--heldout-per-label", type=int, default=6)
-    parser.add_argument("--duets", type=int, default=12)
+    parser.add_argument("--duets", type=int, default=48,
+                        help="held-out duets to score clicks and pointing on (misses come a duet at a time: "
+                        "12 duets leave pointing uncertain by about +-15 points)")
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2, help="processes for generation, and data loaders in training")
     parser.add_argument("--seed", type=int, default=0)
@@ -72,13 +90,15 @@ def main() -> None:
                         "(default: the library's, 1); rescoring a trained run does not train it again")
     parser.add_argument("--map-grid", choices=["fine", "coarse"], default="fine",  # small: fine by default too
                         help="grid of the energy maps that pointing scores (rescoring does not train again)")
+    parser.add_argument("--score", choices=("best", "last"), default="best",
+                        help="the checkpoint to score: best.pt (best validation SDR) or last.pt (after a "
+                        "second stage that validates lower, best.pt may still be from the first)")
     parser.add_argument("--pool", choices=QUERY_POOLS,
                         help="how the cells of a click (and, but for mean, of a solo video) combine "
                         "(default: the model's configuration; rescoring does not train again)")
     args = parser.parse_args()
-    if args.continue_from and (args.steps is None or args.overrides or args.continue_from == args.name):
-        parser.error("--continue-from needs --steps and a new --name, and takes its configuration from the run "
-                     "it copies (no --set)")
+    if args.continue_from and (args.steps is None or args.continue_from == args.name):
+        parser.error("--continue-from needs --steps and a new --name")
     torch.set_num_threads(2)
 
     demo = prepare_demo(args.workdir, per_label=args.per_label, heldout_per_label=args.heldout_per_label,
@@ -87,7 +107,7 @@ def main() -> None:
     run = args.workdir / "runs" / args.name
     cfg = Config.preset("small").with_overrides(args.overrides)
     if args.continue_from:
-        cfg = copy_run(args.workdir / "runs" / args.continue_from, run)
+        cfg = copy_run(args.workdir / "runs" / args.continue_from, run, args.overrides)
     if (run / "last.pt").exists() and args.steps:
         trained = Config.from_dict(torch.load(run / "last.pt", weights_only=True)["config"])
         changed = [k for k in trained.differences(cfg) if k != "epochs"]
@@ -96,7 +116,7 @@ def main() -> None:
             raise SystemExit(f"{run} was trained with {asked}: pass its --set values, or another --name")
         train_to(trained, demo.data, run, args.steps, args.minutes, args.workers,  # no-op when already there
                  precision=args.precision)
-    elif not (run / "best.pt").exists():
+    elif not (run / "last.pt").exists():  # a run that exists is only rescored (and never trained over)
         cfg = cfg.replace(epochs=100_000)  # the budget, not the epochs, ends the run
         began = time.monotonic()
         settings = RunSettings(workers=args.workers, max_minutes=args.minutes, max_steps=args.steps, progress=True,
@@ -104,25 +124,29 @@ def main() -> None:
         state = Trainer(cfg, demo.data / "train.csv", demo.data / "val.csv", run, settings).fit()
         print(f"trained {state.step} steps in {state.seconds / 60:.1f} min of training "
               f"({(time.monotonic() - began) / 60:.1f} min wall)")
+    if not (run / f"{args.score}.pt").is_file():
+        raise SystemExit(f"{run} has no {args.score}.pt to score (pass --steps to train it on)")
     query = {"map_grid": args.map_grid, **({} if args.radius is None else {"radius": args.radius}),
              **({} if args.pool is None else {"pool": args.pool})}
-    report = generalization_report(run / "best.pt", demo.data / "val.csv", demo.heldout_index, demo.duets,
+    report = generalization_report(run / f"{args.score}.pt", demo.data / "val.csv", demo.heldout_index, demo.duets,
                                    pairs=args.pairs, **query)
     last = torch.load(run / "last.pt", weights_only=True)
     state = last["train_state"]
-    # What the run was trained with (a continued run's --set is empty), and this invocation's precision.
+    # What the run was trained with (for a continued run, its source's options too), and this invocation's precision.
     trained_with = [k for k in Config.from_dict(last["config"]).differences(Config.preset("small")) if k != "epochs"]
     report["run"] = {"name": args.name, "overrides": args.overrides, "differs_from_preset": trained_with,
                      "precision_of_this_invocation": args.precision, "steps": state["step"], "radius": args.radius,
                      "map_grid": args.map_grid, "pool": args.pool or cfg.pool,
-                     "train_minutes": state["seconds"] / 60, "best_step": state["best_step"]}
+                     "train_minutes": state["seconds"] / 60, "best_step": state["best_step"],
+                     "scored": f"{args.score}.pt", "sparsity_from": state.get("sparsity_from", -1)}
     for key in ("in_distribution", "held_out"):
         report[key].pop("items", None)
-    suffix = ("" if args.radius is None else f"_radius{args.radius}") + ("" if args.map_grid == "fine" else f"_{args.map_grid}") \
-        + ("" if args.pool is None else f"_pool{args.pool}")
+    suffix = ("" if args.score == "best" else f"_{args.score}") \
+        + ("" if args.radius is None else f"_radius{args.radius}") \
+        + ("" if args.map_grid == "fine" else f"_{args.map_grid}") + ("" if args.pool is None else f"_pool{args.pool}")
     atomic_write_text(run / f"generalization{suffix}.json", json.dumps(json_safe(report), indent=2))
     print(f"\n{args.name}: {state['step']} steps, {state['seconds'] / 60:.1f} min of training, "
-          f"best.pt from step {state['best_step']}; overrides: {' '.join(args.overrides) or 'none'}")
+          f"best.pt from step {state['best_step']}; scored {args.score}.pt; overrides: {' '.join(args.overrides) or 'none'}")
     print(format_report(report))
 
 

@@ -21,16 +21,17 @@ from avsep.config import Config, RunSettings
 from avsep.errors import AvsepError
 
 log = logging.getLogger("avsep")
-# About 20 minutes of training on 2 free cores of an AMD EPYC in bf16 (its native bfloat16 makes
-# `--precision auto` choose it; 2.4 steps/s), 25 to 27 in fp32 (1.8 to 2.0 steps/s); docs/benchmarks.md.
-DEFAULT_STEPS = 2900
+# About 23 minutes of training on 2 free cores of an AMD EPYC in bf16 (its native bfloat16 makes
+# `--precision auto` choose it; 2.4 steps/s), about 30 in fp32 (1.8 to 2.0 steps/s): the `small`
+# preset's 2,850 steps, then 500 with its push towards silence (sparsity_start); docs/benchmarks.md.
+DEFAULT_STEPS = 3350
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, default=Path("avsep_quickstart"), help="where everything goes")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                        help=f"training steps in total (default: {DEFAULT_STEPS}: about 20 minutes on 2 cores with "
-                        "native bfloat16, 25 to 27 in fp32)")
+                        help=f"training steps in total (default: {DEFAULT_STEPS}: about 23 minutes on 2 cores with "
+                        "native bfloat16, about 30 in fp32; the last 500 sharpen the energy maps)")
     parser.add_argument("--minutes", type=float, help="also stop training after this many minutes of this run")
     parser.add_argument("--per-label", type=int, default=16, help="training-pool solo videos per instrument")
     parser.add_argument("--heldout-per-label", type=int, default=6, help="held-out solo videos per instrument")

@@ -20,8 +20,11 @@ from avsep.training.trainer import Trainer
 from avsep.utils import atomic_write_text
 
 log = logging.getLogger("avsep")
-# Keys that may change when a run is resumed: they set how long it runs, not what it learns.
-RESUMABLE_CHANGES = {"epochs"}
+# Keys that may change when a run is resumed: how long it runs, and the push towards silence of
+# the per-pixel loss, which a later stage of a run may switch on (docs/training.md, "Sparsity
+# after take-off": on models that already separated, it raised pointing). Neither changes what
+# a checkpoint holds, so the run goes on from its own weights and optimizer.
+RESUMABLE_CHANGES = {"epochs", "pixel_sparsity", "sparsity_gate_db", "sparsity_start"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,8 +76,9 @@ def build_config(args: argparse.Namespace) -> Config:
 
 
 def resumed_config(args: argparse.Namespace, saved: Config, last: Path) -> Config:
-    """The checkpoint's configuration; flags that conflict with it are named and ignored
-    (except ``epochs``, which may be changed to extend or shorten a run)."""
+    """The checkpoint's configuration; flags that conflict with it are named and ignored, except
+    :data:`RESUMABLE_CHANGES` (``epochs`` to extend or shorten a run, and the sparsity options),
+    which are taken and named."""
     if args.preset or args.config:
         log.warning("--resume: ignoring %s; the run keeps the configuration in %s",
                     "--preset" if args.preset else "--config", last)
@@ -85,7 +89,12 @@ def resumed_config(args: argparse.Namespace, saved: Config, last: Path) -> Confi
         log.warning("--resume: ignoring %s from the command line; the run keeps %s from %s",
                     ", ".join(f"{k}={asked.to_dict()[k]}" for k in conflicts),
                     ", ".join(f"{k}={saved_values[k]}" for k in conflicts), last)
-    return saved.replace(epochs=asked.epochs) if asked.epochs != saved.epochs else saved
+    taken = {key: asked.to_dict()[key] for key in asked.differences(saved) if key in RESUMABLE_CHANGES}
+    changed = sorted(set(taken) - {"epochs"})
+    if changed:
+        log.warning("--resume: continuing with %s",
+                    ", ".join(f"{k}={taken[k]} (was {saved.to_dict()[k]})" for k in changed))
+    return saved.replace(**taken) if taken else saved
 
 
 def index_paths(args: argparse.Namespace) -> tuple[Path, Path | None]:

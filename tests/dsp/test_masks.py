@@ -157,7 +157,7 @@ def test_sparsity_is_the_mean_share_kept_by_the_cells_of_sounding_videos():
     assert abs(loss.item() - (1 + 0.75 + 0) / 3) < 1e-6   # weighted shares kept: 1, 3/4 and 0
     loss.backward()
     assert logits.grad[0, 3].abs().sum() == 0      # at 0 its sigmoid has slope 1/4: not counted, so no gradient
-    assert Config.preset("small").replace(pixel_sparsity=0.0, loss="l1", output_activation="none")
+    assert Config.preset("small").replace(pixel_sparsity=0.0, sparsity_start=0, loss="l1", output_activation="none")
     with pytest.raises(AvsepError, match="pixel_sparsity needs bounded masks"):
         Config.preset("small").replace(pixel_sparsity=1.0, loss="l1", output_activation="none")
 
@@ -167,8 +167,14 @@ def test_sparsity_adds_to_the_pixel_loss_only_when_asked():
 
     targets, owner = _split_sources()
     logits = torch.randn(1, 4, 4, 4)
-    plain = Config.preset("small")
+    plain = Config.preset("small").replace(pixel_sparsity=0.0, sparsity_start=0)
     sparse = plain.replace(pixel_sparsity=0.5)
+    # Delayed by a start (the preset's) or a gate, it is not in the first step's loss.
+    delayed = Config.preset("small")
+    assert delayed.pixel_sparsity > 0 and delayed.sparsity_start > 0
+    assert torch.equal(pixel_loss(logits, owner, targets, delayed), pixel_loss(logits, owner, targets, plain))
+    gated = sparse.replace(sparsity_gate_db=5.0)
+    assert torch.equal(pixel_loss(logits, owner, targets, gated), pixel_loss(logits, owner, targets, plain))
     extra = pixel_loss(logits, owner, targets, sparse) - pixel_loss(logits, owner, targets, plain)
     assert torch.isclose(extra, 0.5 * sparsity_loss(logits, owner.flatten(1), plain))
     # The trainer's weight overrides the configuration's, both ways.

@@ -17,7 +17,8 @@ TINY = ["--set", "channels=8", "--set", "resnet_width=8", "--set", "unet_channel
         "--set", "epoch_size=16", "--set", "val_pairs=4", "--set", "val_every=4", "--workers", "0"]
 CFG = Config.preset("small").replace(channels=8, resnet_width=8, unet_channels=8, batch_size=4, epoch_size=16,
                                      epochs=3, val_pairs=4, val_every=4, lr_milestones=(2,), compose_prob=0.5,
-                                     pixel_loss=1.0, color_jitter=0.2, crop_scale=0.7)
+                                     pixel_loss=1.0, color_jitter=0.2, crop_scale=0.7, pixel_sparsity=0.0,
+                                     sparsity_start=0)
 
 
 def train_cmd(data, out, *extra):
@@ -155,10 +156,15 @@ def test_resume_names_conflicting_flags(tiny_dataset, tmp_path):
                            timeout=300)
     assert first.returncode == 0, first.stderr
     again = subprocess.run(train_cmd(tiny_dataset, run, "--resume", "--max-steps", "3", "--num-mix", "3",
-                                     "--set", "lr_sound=0.5"), capture_output=True, text=True, timeout=300)
+                                     "--set", "lr_sound=0.5", "--set", "pixel_sparsity=0.5"),
+                           capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "ignoring lr_sound=0.5, num_mix=3" in again.stderr and "keeps lr_sound=0.001, num_mix=2" in again.stderr
-    assert load_checkpoint(run / "last.pt")["config"]["num_mix"] == 2
+    # The sparsity push may be switched on for a later stage of a run: taken, and said.
+    assert "continuing with pixel_sparsity=0.5 (was 1.0)" in again.stderr
+    saved = load_checkpoint(run / "last.pt")
+    assert saved["config"]["num_mix"] == 2 and saved["config"]["pixel_sparsity"] == 0.5
+    assert saved["train_state"]["step"] == 3
 
 
 def test_existing_run_needs_resume_and_bad_data_is_one_line(tiny_dataset, tmp_path):
@@ -234,8 +240,50 @@ def test_a_run_stopped_between_validations_opens_the_gate_where_an_uninterrupted
     assert load_checkpoint(run / "last.pt")["train_state"]["sparsity_from"] == 9
 
 
+def test_sparsity_starts_after_sparsity_start_steps_and_resumes_so(tiny_dataset, tmp_path, monkeypatch):
+    used = _record_sparsity(monkeypatch, [1.0] * 4)
+    late = CFG.replace(pixel_sparsity=1.0, sparsity_start=6)
+    run = tmp_path / "run"
+    Trainer(late, tiny_dataset / "train.csv", tiny_dataset / "val.csv", run,
+            RunSettings(workers=0, progress=False, max_steps=5)).fit()
+    Trainer(late, tiny_dataset / "train.csv", tiny_dataset / "val.csv", run, RunSettings(workers=0, progress=False),
+            resume_state=load_checkpoint(run / "last.pt")).fit()
+    assert used == [0.0] * 6 + [1.0] * 6, "steps 7 to 12 are trained with it, across a stop at step 5"
+
+
+def test_best_pt_comes_from_the_sparsity_stage_once_it_started(tiny_dataset, tmp_path, monkeypatch):
+    _record_sparsity(monkeypatch, [5.0, 1.0, 2.0])   # validations at steps 4, 8 and 12
+    late = CFG.replace(pixel_sparsity=1.0, sparsity_start=6)
+    run = tmp_path / "run"
+    Trainer(late, tiny_dataset / "train.csv", tiny_dataset / "val.csv", run,
+            RunSettings(workers=0, progress=False, max_steps=8)).fit()
+    # 1 dB at step 8 is worse than step 4's 5 dB, but step 4 is from before the stage (steps 7 on).
+    assert load_checkpoint(run / "best.pt")["train_state"]["best_step"] == 8
+    Trainer(late, tiny_dataset / "train.csv", tiny_dataset / "val.csv", run, RunSettings(workers=0, progress=False),
+            resume_state=load_checkpoint(run / "last.pt")).fit()
+    state = load_checkpoint(run / "best.pt")["train_state"]
+    assert state["best_step"] == 12 and state["best_sdr"] == 2.0
+
+
 def test_sparsity_weight_with_and_without_a_gate_and_its_configuration():
     from avsep.training.trainer import TrainState, sparsity_weight
+
+    late = CFG.replace(pixel_sparsity=0.5, sparsity_start=2850)
+    assert sparsity_weight(late, TrainState(step=2849)) == 0.0 and sparsity_weight(late, TrainState(step=2850)) == 0.5
+    gated_late = late.replace(sparsity_gate_db=6.0)
+    assert sparsity_weight(gated_late, TrainState(step=3000)) == 0.0, "a start does not open a gate"
+    assert sparsity_weight(gated_late, TrainState(step=2000, sparsity_from=1751)) == 0.0, "nor a gate a start"
+    assert sparsity_weight(gated_late, TrainState(step=2850, sparsity_from=1751)) == 0.5
+    from avsep.training.trainer import sparsity_stage_start
+    assert sparsity_stage_start(late, TrainState(step=2850)) is None
+    assert sparsity_stage_start(late, TrainState(step=2851)) == 2851
+    assert sparsity_stage_start(gated_late, TrainState(step=3000)) is None
+    assert sparsity_stage_start(gated_late, TrainState(step=3000, sparsity_from=2901)) == 2901
+    assert sparsity_stage_start(CFG.replace(pixel_sparsity=0.5), TrainState(step=3000)) is None, "not delayed"
+    with pytest.raises(AvsepError, match="sparsity_start must be >= 0"):
+        CFG.replace(pixel_sparsity=1.0, sparsity_start=-1)
+    with pytest.raises(AvsepError, match="sparsity_start delays pixel_sparsity"):
+        CFG.replace(pixel_sparsity=0.0, sparsity_start=100)
 
     assert sparsity_weight(CFG.replace(pixel_sparsity=0.5, sparsity_gate_db=0.0), TrainState()) == 0.5
     assert sparsity_weight(CFG.replace(pixel_sparsity=0.5, sparsity_gate_db=6.0), TrainState()) == 0.0
