@@ -78,9 +78,9 @@ class Config:
     # model's start and spoiled its energy maps; added to runs that already separated, it raised
     # pointing (docs/training.md, "Sparsity after take-off").
     sparsity_gate_db: float = 0.0
-    # ...and not before this many steps are done (0: from the first step). A model that already
-    # separated learnt from it to point at what sounds; models still taking off did not (gates
-    # that opened at steps 1,750 and 2,250 of 20-minute runs), so the `small` preset starts it late.
+    # ...and not before this many steps are done (0: from the first step). Started after about
+    # 2,900 steps, 500 steps of it raised pointing in two paired runs; gates that opened it at
+    # steps 1,750 and 2,250 of 20-minute runs did not (docs/training.md, "A second stage").
     sparsity_start: int = 0
     pixel_mil: str = "bin"            # per-pixel loss: each bin's best cell (bin) or each source's best cell (cell)
     # How the cells of a video or of a clicked region combine into one mask wherever the model
