@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from avsep.cli.quickstart import train_to  # noqa: E402
 from avsep.cli.train import RESUMABLE_CHANGES  # noqa: E402
 from avsep.config import QUERY_POOLS, Config, RunSettings  # noqa: E402
+from avsep.errors import AvsepError  # noqa: E402
 from avsep.evaluation.heldout import format_report, generalization_report  # noqa: E402
 from avsep.evaluation.tables import json_safe  # noqa: E402
 from avsep.synth.demo import prepare_demo  # noqa: E402
@@ -91,8 +92,8 @@ def main() -> None:
     parser.add_argument("--map-grid", choices=["fine", "coarse"], default="fine",  # small: fine by default too
                         help="grid of the energy maps that pointing scores (rescoring does not train again)")
     parser.add_argument("--score", choices=("best", "last"), default="best",
-                        help="the checkpoint to score: best.pt (best validation SDR) or last.pt (after a "
-                        "second stage that validates lower, best.pt may still be from the first)")
+                        help="the checkpoint to score: best.pt (best validation SDR; within the sparsity stage "
+                        "once a delayed one has begun) or last.pt")
     parser.add_argument("--pool", choices=QUERY_POOLS,
                         help="how the cells of a click (and, but for mean, of a solo video) combine "
                         "(default: the model's configuration; rescoring does not train again)")
@@ -100,12 +101,12 @@ def main() -> None:
     if args.continue_from and (args.steps is None or args.continue_from == args.name):
         parser.error("--continue-from needs --steps and a new --name")
     torch.set_num_threads(2)
+    cfg = Config.preset("small").with_overrides(args.overrides)  # a bad --set fails before any generation
 
     demo = prepare_demo(args.workdir, per_label=args.per_label, heldout_per_label=args.heldout_per_label,
                         duets=args.duets, seed=args.seed, workers=args.workers, verbose=False,
                         train_seconds=args.train_seconds)
     run = args.workdir / "runs" / args.name
-    cfg = Config.preset("small").with_overrides(args.overrides)
     if args.continue_from:
         cfg = copy_run(args.workdir / "runs" / args.continue_from, run, args.overrides)
     if (run / "last.pt").exists() and args.steps:
@@ -151,4 +152,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except AvsepError as error:  # a bad --set, a missing folder: one line, no traceback
+        raise SystemExit(f"bench_generalization: {error}") from None

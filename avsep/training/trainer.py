@@ -330,6 +330,9 @@ class Trainer:
         state = self.state
         state.seconds += seconds
         state.step += 1
+        if self.cfg.pixel_sparsity and state.step == self.cfg.sparsity_start and self.dist.is_main:
+            log.info("step %d: per-pixel sparsity on from the next step%s", state.step,
+                     " once its gate opens" if self.cfg.sparsity_gate_db and state.sparsity_from < 0 else "")
         state.batch_in_epoch += 1
         if state.batch_in_epoch == self.cfg.steps_per_epoch:
             state.epoch, state.batch_in_epoch = state.epoch + 1, 0

@@ -282,8 +282,11 @@ def test_sparsity_weight_with_and_without_a_gate_and_its_configuration():
     assert sparsity_stage_start(CFG.replace(pixel_sparsity=0.5), TrainState(step=3000)) is None, "not delayed"
     with pytest.raises(AvsepError, match="sparsity_start must be >= 0"):
         CFG.replace(pixel_sparsity=1.0, sparsity_start=-1)
-    with pytest.raises(AvsepError, match="sparsity_start delays pixel_sparsity"):
-        CFG.replace(pixel_sparsity=0.0, sparsity_start=100)
+    # Without the push a start does nothing, so the preset's stage is turned off by one key.
+    off = Config.preset("small").replace(pixel_sparsity=0.0)
+    assert off.sparsity_start == 2850 and sparsity_weight(off, TrainState(step=3000)) == 0.0
+    assert sparsity_stage_start(off, TrainState(step=3000)) is None
+    assert Config.preset("small").with_overrides(["pixel_loss=0"]).pixel_loss == 0.0
 
     assert sparsity_weight(CFG.replace(pixel_sparsity=0.5, sparsity_gate_db=0.0), TrainState()) == 0.5
     assert sparsity_weight(CFG.replace(pixel_sparsity=0.5, sparsity_gate_db=6.0), TrainState()) == 0.0
