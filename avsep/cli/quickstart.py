@@ -64,7 +64,12 @@ def train_to(cfg: Config, data: Path, run_dir: Path, steps: int, minutes: float 
     state = load_checkpoint(last) if last.is_file() else None
     done = state["train_state"]["step"] if state else 0
     if state:
-        cfg = Config.from_dict(state["config"])
+        saved = Config.from_dict(state["config"])
+        changed = [k for k in saved.differences(cfg) if k != "epochs"]
+        if changed:  # e.g. a workdir of an older release, whose preset has changed since
+            log.warning("%s was trained with %s; it goes on with its own configuration (a new --workdir starts "
+                        "afresh)", run_dir, ", ".join(f"{k}={getattr(saved, k)!r}" for k in changed))
+        cfg = saved
     if done < steps:
         cfg = cfg.replace(epochs=max(cfg.epochs, steps // cfg.steps_per_epoch + 1))  # steps, not epochs, end it
         settings = RunSettings(workers=workers, device=device, max_steps=steps, max_minutes=minutes,

@@ -70,3 +70,18 @@ def test_quickstart_rejects_bad_arguments(tmp_path):
     result = avsep("quickstart", "--workdir", str(tmp_path), "--workers", "-1")
     assert result.returncode == 2 and "--workers -1" in result.stderr and "Traceback" not in result.stderr
     assert not any(tmp_path.iterdir()), "nothing is generated before the arguments are checked"
+
+
+def test_quickstart_says_when_its_run_keeps_an_older_configuration(tmp_path, caplog):
+    import torch
+
+    from avsep.cli.quickstart import train_to
+    from avsep.config import Config
+    from avsep.models.checkpoint import FORMAT
+
+    older = Config.preset("small").replace(pixel_sparsity=0.0, sparsity_start=0)   # before the preset's stage
+    torch.save({"format": FORMAT, "config": older.to_dict(), "train_state": {"step": 5}, "model": {}},
+               tmp_path / "last.pt")
+    with caplog.at_level("WARNING", logger="avsep"):
+        assert train_to(Config.preset("small"), tmp_path, tmp_path, 5, None)[1] == 5   # already there: no training
+    assert "trained with pixel_sparsity=0.0, sparsity_start=0; it goes on with its own configuration" in caplog.text
