@@ -89,11 +89,11 @@ def resumed_config(args: argparse.Namespace, saved: Config, last: Path) -> Confi
         log.warning("--resume: ignoring %s from the command line; the run keeps %s from %s",
                     ", ".join(f"{k}={asked.to_dict()[k]}" for k in conflicts),
                     ", ".join(f"{k}={saved_values[k]}" for k in conflicts), last)
-    taken = {key: asked.to_dict()[key] for key in asked.differences(saved) if key in RESUMABLE_CHANGES}
+    taken = {key: getattr(asked, key) for key in asked.differences(saved) if key in RESUMABLE_CHANGES}
     changed = sorted(set(taken) - {"epochs"})
     if changed:
         log.warning("--resume: continuing with %s",
-                    ", ".join(f"{k}={taken[k]} (was {saved.to_dict()[k]})" for k in changed))
+                    ", ".join(f"{k}={taken[k]} (was {getattr(saved, k)})" for k in changed))
     return saved.replace(**taken) if taken else saved
 
 

@@ -28,14 +28,13 @@ def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = F
     from avsep.inference import Separator
 
     separator = Separator.from_checkpoint(checkpoint, device="cpu")
-    sdr, mixture_sdr, hits, cious, matched, per_duet, hits_per_duet = [], [], [], [], [], [], []
+    sdr, mixture_sdr, cious, matched, per_duet, hits_per_duet = [], [], [], [], [], []
     for entry in duets:
         analysis = separator.analyze(entry["video"], progress=False, map_grid=map_grid)
         clicks = score_clicks(analysis, entry, **query)
         pointing = score_pointing(analysis, entry)
         sdr += clicks["SDR"]
         mixture_sdr += clicks["mixture_SDR"]
-        hits += pointing["hit"]
         hits_per_duet.append(pointing["hit"])
         cious += pointing["ciou"]
         matched += pointing["matched"]
@@ -44,6 +43,7 @@ def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = F
         if progress:
             print(f"  {entry['name']}: " + ", ".join(f"{label} {s:.1f} dB (mixture {m:.1f})" for label, s, m in
                                                     zip(clicks["label"], clicks["SDR"], clicks["mixture_SDR"])))
+    hits = [hit for duet in hits_per_duet for hit in duet]
     localization = summarize_localization(cious, hits, matched)
     if hits:
         localization["pointing_interval_90"] = list(scene_interval(hits_per_duet))
