@@ -40,6 +40,19 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
             tmp_path.unlink()
 
 
+def check_output_folder(folder: str | os.PathLike, what: str = "--out") -> None:
+    """Fail early, in one line, when ``folder`` cannot become an output folder: it is a file, or
+    its nearest existing parent is not writable. Nothing is created (a rejected command writes nothing)."""
+    from avsep.errors import AvsepError
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise AvsepError(f"{what} {folder}: exists and is not a folder")
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise AvsepError(f"{what} {folder}: {existing} is not writable")
+
+
 def atomic_write_text(dest: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``dest`` atomically."""
     with atomic_path(dest) as tmp:

@@ -1,7 +1,7 @@
 """The analysis queue: one analysis at a time, in a worker thread, with its progress for the page.
 
-An analysis holds the video's network features in memory (about 66 MB a minute of video at the
-``small`` preset, 380 MB at ``sop``) and needs more while it runs, so running several at once on
+An analysis holds the video's network features in memory (about 70 MB a minute of video at the
+``small`` preset, 200 MB at ``sop``: docs/benchmarks.md) and needs more while it runs, so running several at once on
 a small machine would only make them all slower and risk running out of memory. Requests are
 queued instead: at most ``max_pending`` wait (more are refused with a clear message), one runs,
 and the ``keep`` most recently used analyses stay in memory for instant queries (older ones are

@@ -162,7 +162,7 @@ class Handler(BaseHTTPRequestHandler):
         job = state.queue.done(entry.id)
         a = job.analysis
         self._json({"id": entry.id, "name": entry.name, "media": f"/media/{entry.id}",
-                    "duration": round(a.duration - a.padded_seconds, 3), "frame": list(a.frame_size),
+                    "duration": round(a.duration, 3), "frame": list(a.frame_size),
                     "rate": a.input_rate, **job.page})
 
     # --- audio ---------------------------------------------------------------------------------
@@ -290,7 +290,7 @@ def parse_region(text: str, analysis):
     except ValueError:
         numbers = []
     wanted = {"point": 2, "box": 4, "track": 1}.get(kind)
-    if wanted is None or len(numbers) != wanted:
+    if wanted is None or len(numbers) != wanted or not all(math.isfinite(v) for v in numbers):
         raise AvsepError(f"region={text!r}: expected point:X,Y, box:X0,Y0,X1,Y1 or track:N")
     if kind == "track":
         return analysis.region(track=int(numbers[0]))

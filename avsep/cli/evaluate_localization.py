@@ -51,6 +51,19 @@ def vggss_items(path: Path, videos: Path) -> list[tuple[Path | None, dict]]:
     return found
 
 
+def box_fractions(entry: dict) -> list[list[float]]:
+    """An entry's ``bbox``: a list of ``[x1, y1, x2, y2]`` boxes, fractions of the frame in [0, 1]."""
+    boxes = entry["bbox"]
+    boxes = [boxes] if isinstance(boxes, list) and boxes and not isinstance(boxes[0], list) else boxes
+    valid = isinstance(boxes, list) and boxes and all(
+        isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in b)
+        and b[0] < b[2] and b[1] < b[3] for b in boxes)
+    if not valid:
+        raise AvsepError(f"{entry['file']}: bbox {str(entry['bbox'])[:60]} is not a list of [x1, y1, x2, y2] "
+                         "boxes in fractions of the frame")
+    return boxes
+
+
 def score_vggss(separator, items, limit: int | None):
     from avsep.evaluation.localization import median_ciou, pointing_hit, size_matched_ciou
 
@@ -58,16 +71,18 @@ def score_vggss(separator, items, limit: int | None):
     for video, entry in items[:limit]:
         if video is None:
             skipped.append(f"{entry['file']}: video not found")
+            log.warning("skipping %s", skipped[-1])
             continue
         try:
+            fractions = box_fractions(entry)
             analysis = separator.analyze(video, progress=False)
         except AvsepError as err:
             log.warning("skipping %s", err)
             skipped.append(str(err))
             continue
         width, height = analysis.frame_size
-        boxes = [[b[0] * width, b[1] * height, b[2] * width, b[3] * height] for b in entry["bbox"]]
-        heat = analysis.energy_map((analysis.duration - analysis.padded_seconds) / 2)
+        boxes = [[b[0] * width, b[1] * height, b[2] * width, b[3] * height] for b in fractions]
+        heat = analysis.energy_map(analysis.duration / 2)
         cious.append(median_ciou(heat, boxes))
         hits.append(pointing_hit(heat, boxes))
         matched.append(size_matched_ciou(heat, boxes))

@@ -13,7 +13,7 @@ import logging
 
 from avsep.cli.separate import add_video_arguments, analyze, make_detector, write_stem
 from avsep.errors import AvsepError
-from avsep.utils import atomic_write_text
+from avsep.utils import atomic_write_text, check_output_folder
 
 log = logging.getLogger("avsep")
 
@@ -49,14 +49,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.fps <= 0 or args.max_side < 16:
         raise AvsepError("--fps must be positive and --max-side at least 16")
+    check_output_folder(args.out)
     detector = detector_or_none(args)
     analysis = analyze(args, map_grid=args.map_grid)
     objects, residual = [], None
     if detector is not None:
         detect_objects(analysis, detector)
         objects, residual = describe_objects(analysis)
-    duration = analysis.duration - analysis.padded_seconds
-    frames = list(iter_frames(analysis.source, args.fps, analysis.start, duration, args.max_side))
+    frames = iter_frames(analysis.source, args.fps, analysis.start, analysis.duration, args.max_side)
     args.out.mkdir(parents=True, exist_ok=True)
     video = write_heatmap_video(analysis, args.out / "heatmap.mp4", frames, args.fps, objects)
     records = []

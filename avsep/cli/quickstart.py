@@ -98,7 +98,7 @@ def separate_duet(checkpoint: Path, duet: dict, out_dir: Path) -> list[Path]:
         write_wav(paths[-1], stem, analysis.input_rate)
     paths.append(out_dir / "residual.wav")
     write_wav(paths[-1], residual, analysis.input_rate)
-    frames = list(iter_frames(analysis.source, 8.0, 0.0, analysis.duration, max_side=512))
+    frames = iter_frames(analysis.source, 8.0, 0.0, analysis.duration, max_side=512)
     paths.append(write_heatmap_video(analysis, out_dir / "heatmap.mp4", frames, 8.0))
     return paths
 

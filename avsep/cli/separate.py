@@ -14,6 +14,7 @@ import numpy as np
 
 from avsep.config import QUERY_POOLS
 from avsep.errors import AvsepError
+from avsep.utils import check_output_folder
 
 
 def numbers(text: str, count: int, what: str) -> list[float]:
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if args.radius is not None and args.radius < 0:
         raise AvsepError(f"--radius {args.radius}: must be 0 or more cells")
     check_regions_early(args.video, regions)
+    check_output_folder(args.out)
     detector = make_detector(args) if args.detect else None  # fail on missing weights before the analysis
     analysis = analyze(args)
     names = [f"point{i}_{r.x:g}_{r.y:g}" if isinstance(r, Point) else f"box{i}_{r.x0:g}_{r.y0:g}_{r.x1:g}_{r.y1:g}"

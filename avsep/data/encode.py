@@ -16,7 +16,7 @@ def write_mp4(path: str | os.PathLike, frames: Iterable[np.ndarray], size: tuple
 
     ``audio=None`` writes a video-only file. Audio is muxed in per-frame chunks so that the two
     streams stay interleaved, as a camera records them; ``n_frames`` says how many frames come,
-    to cut the audio into that many chunks. ``comment`` goes into the container's comment tag.
+    to cut the audio into that many chunks (if fewer come, the rest of the audio follows the last). ``comment`` goes into the container's comment tag.
     ``size`` is (W, H), both even; ``crf`` is x264's quality (lower is better and larger).
     Write to a temporary path and rename (see
     :func:`avsep.utils.atomic_path`) so that no half-written file is ever seen.
@@ -39,13 +39,20 @@ def write_mp4(path: str | os.PathLike, frames: Iterable[np.ndarray], size: tuple
             sound.bit_rate = 96000
             sound.options = {"aac_coder": "fast"}  # about 4x faster than the default two-loop coder
             audio = np.ascontiguousarray(np.clip(audio, -1.0, 1.0), dtype=np.float32)
-        for i, frame in enumerate(frames):
-            out.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
-            if sound is not None:
-                a, b = i * len(audio) // n_frames, (i + 1) * len(audio) // n_frames
+        def mux_audio(a: int, b: int) -> None:
+            if sound is not None and b > a:
                 chunk = av.AudioFrame.from_ndarray(audio[None, a:b], format="fltp", layout="mono")
                 chunk.sample_rate, chunk.pts, chunk.time_base = rate, a, Fraction(1, rate)
                 out.mux(sound.encode(chunk))
+
+        muxed = 0
+        for i, frame in enumerate(frames):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+            if sound is not None:
+                end = min(len(audio), (i + 1) * len(audio) // n_frames)
+                mux_audio(muxed, end)
+                muxed = max(muxed, end)
         out.mux(video.encode(None))
         if sound is not None:
+            mux_audio(muxed, len(audio))
             out.mux(sound.encode(None))

@@ -9,8 +9,9 @@ matrix product per window and an inverse STFT, with no network run.
 
 Memory grows with the video's length, not its resolution. Per minute of video, at the ``small``
 preset: about 42 MB of audio features, 21 MB of mixture STFT and 3 MB of visual grids (four
-times that again for the fine grids of the energy maps); at ``sop``, about 340, 42 and 2 MB
-(docs/separating.md has the measurement).
+times that again for the fine grids of the energy maps); at ``sop``, about 170, 21 and 2 MB
+(one 8 MiB window of features every 2.97 s). docs/benchmarks.md ("Analysis and queries") has
+the measurement: 62-71 MB a minute at ``small`` and 175-217 MB at ``sop``.
 
 Windows are ``audio_len`` long and ``audio_len // 2`` apart; each is separated on its own (at
 ``target_rms``, then scaled back) and neighbours are cross-faded with triangular weights, so
@@ -65,7 +66,7 @@ class Analysis:
     frame_size: tuple             # (W, H) of the original frames
     source: object = None         # the video path or VideoClip, to read frames again when needed
     start: float = 0.0            # where the analysed part begins in the video, seconds
-    padded_seconds: float = 0.0   # silence appended to reach one window
+    padded_seconds: float = 0.0   # silence the networks saw after the input (not in `duration`)
     # (M, K, 2h, 2w) grids at half the stride for the energy maps (Separator.analyze's map_grid),
     # or None: the maps then use `grids`. Queries always use `grids`: selecting cells of the fine
     # grid clicked worse on one trained model of three (docs/separating.md).
@@ -87,6 +88,7 @@ class Analysis:
 
     @property
     def duration(self) -> float:
+        """Seconds of the input that was analysed (without :attr:`padded_seconds`)."""
         return len(self.input_mixture) / self.input_rate
 
     @property

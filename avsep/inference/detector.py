@@ -309,7 +309,7 @@ class YoloDetector:
         with _torch_threads_kept():
             results = track_frames(self.model, (_to_bgr(f) for f in frames), self.tracker,
                                    self._options(min(self.conf, 0.1)))
-        return [_detections(r, tracked=True) for r in results]
+            return [_detections(r, tracked=True) for r in results]
 
 
 def class_ids(classes: Iterable[str], names: Sequence[str]) -> list[int]:

@@ -28,18 +28,23 @@ def detect_objects(analysis: Analysis, detector, fps: float = 4.0) -> dict[int, 
     """Track objects through the analysed part of the video and store them in ``analysis.tracks``.
 
     ``detector`` is anything with ``track(frames) -> per-frame detections`` (for example
-    :class:`avsep.inference.detector.YoloDetector`); frames are read again from the video at ``fps``.
+    :class:`avsep.inference.detector.YoloDetector`); frames are read again from the video at ``fps``
+    and handed over one at a time, so memory does not grow with the video's length or size.
     """
-    duration = analysis.duration - analysis.padded_seconds
-    frames = list(iter_frames(analysis.source, fps, analysis.start, duration))
-    if not frames:
+    times = []
+
+    def frames():
+        for time, frame in iter_frames(analysis.source, fps, analysis.start, analysis.duration):
+            times.append(time)
+            yield frame
+    detections = detector.track(frames())
+    if not times:
         raise AvsepError("no frames to detect objects in")
-    tracks = group_tracks(detector.track([frame for _, frame in frames]))
     analysis.tracks = {
         t.track_id: TrackedObject(t.track_id, t.class_name,
-                                  BoxTrack(tuple(frames[i][0] for i in t.frames), tuple(Box(*map(float, b)) for b in t.boxes)),
+                                  BoxTrack(tuple(times[i] for i in t.frames), tuple(Box(*map(float, b)) for b in t.boxes)),
                                   tuple(float(s) for s in t.scores))
-        for t in tracks}
+        for t in group_tracks(detections)}
     return analysis.tracks
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -88,14 +88,17 @@ def check_tracker(tracker: str) -> str:
                          "(try bytetrack.yaml or botsort.yaml, or a path to a .yaml file)") from None
 
 
-def track_frames(model: Any, frames: Iterable[np.ndarray], tracker: str, options: dict[str, Any]) -> list[Any]:
+def track_frames(model: Any, frames: Iterable[np.ndarray], tracker: str, options: dict[str, Any]) -> Iterator[Any]:
     """ultralytics ``Results`` of each BGR uint8 ``(H, W, 3)`` frame of one video, tracked by
-    ``model`` (an ultralytics ``YOLO``) with the ``tracker`` config.
+    ``model`` (an ultralytics ``YOLO``) with the ``tracker`` config, yielded as they come.
 
     Frames go one at a time with ``persist=True`` so the tracker carries its state from frame to
-    frame; the state left by the previous video is cleared first, so ids restart at 1.
+    frame; the state left by the previous video is cleared first, so ids restart at 1. A
+    ``Results`` keeps its frame: take what you need from each and let it go, so that memory does
+    not grow with the video's length.
     """
     predictor = getattr(model, "predictor", None)
     for state in getattr(predictor, "trackers", None) or []:
         state.reset()
-    return [model.track(frame, persist=True, tracker=tracker, **options)[0] for frame in frames]
+    for frame in frames:
+        yield model.track(frame, persist=True, tracker=tracker, **options)[0]

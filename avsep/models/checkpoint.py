@@ -65,7 +65,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     from avsep.models.sop import SoundOfPixels
 
     state = load_checkpoint(path)
+    missing = [key for key in ("config", "model") if not isinstance(state.get(key), dict)]
+    if missing:
+        raise AvsepError(f"{path}: a damaged avsep checkpoint (no {' or '.join(missing)})")
     cfg = Config.from_dict(state["config"])
     model = SoundOfPixels(cfg)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:  # weights of another network than the one its configuration builds
+        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+        raise AvsepError(f"{path}: its weights do not fit the network its configuration describes ({first})") from None
     return model.to(device).eval(), cfg, state

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from avsep.errors import AvsepError
 from avsep.utils import atomic_path, atomic_write_text
 
 from avsep.synth.audio import DEFAULT_RATE, render_stems
@@ -144,11 +145,18 @@ def make_duets(out_dir: str | os.PathLike, pairs: Sequence[Sequence[str]] | None
 def load_duets(out_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """Read ``out_dir/duets.json`` with its ``video``, ``mixture`` and ``stem`` paths made absolute."""
     out_dir = Path(out_dir).resolve()
-    entries = json.loads((out_dir / "duets.json").read_text(encoding="utf-8"))["duets"]
-    for e in entries:
-        e["video"] = str(out_dir / e["video"])
-        if "mixture" in e:
-            e["mixture"] = str(out_dir / e["mixture"])
-        for s in e["sources"]:
-            s["stem"] = str(out_dir / s["stem"])
+    index = out_dir / "duets.json"
+    try:
+        entries = json.loads(index.read_text(encoding="utf-8"))["duets"]
+        for e in entries:
+            e["video"] = str(out_dir / e["video"])
+            if "mixture" in e:
+                e["mixture"] = str(out_dir / e["mixture"])
+            for s in e["sources"]:
+                s["stem"] = str(out_dir / s["stem"])
+    except FileNotFoundError:
+        raise AvsepError(f"{out_dir}: no duets.json (make one with `avsep generate duets`)") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise AvsepError(f"{index}: not a duets.json of `avsep generate duets` "
+                         f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
     return entries

@@ -2,13 +2,16 @@
 objects' boxes coloured by how loud each one is at that moment, and the original audio."""
 from __future__ import annotations
 
+import itertools
+import math
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator, Sized
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from avsep.data.encode import write_mp4
+from avsep.errors import AvsepError
 from avsep.utils import atomic_path
 from avsep.viz.images import colorize, heatmap_overlay
 
@@ -51,16 +54,25 @@ def heatmap_frames(analysis, frames, objects: list[dict] | None = None, alpha: f
         yield np.asarray(image)
 
 
-def write_heatmap_video(analysis, path: str | Path, frames: list, fps: float, objects: list[dict] | None = None,
-                        audio: np.ndarray | None = None) -> Path:
-    """Encode the heatmap video of ``frames`` ((time, PIL image) pairs, even sizes) with the audio
-    (the analysis's own mixture by default), atomically."""
+def write_heatmap_video(analysis, path: str | Path, frames: Iterable[tuple[float, Image.Image]], fps: float,
+                        objects: list[dict] | None = None, audio: np.ndarray | None = None) -> Path:
+    """Encode the heatmap video of ``frames`` ((time, PIL image) pairs of one size, every 1/fps
+    seconds of the analysis) with the audio (the analysis's own mixture by default), atomically.
+
+    ``frames`` may be an iterator (such as :func:`avsep.inference.media.iter_frames`): frames are
+    drawn and encoded one at a time, so memory does not grow with the video's length.
+    """
     path = Path(path)
-    width, height = frames[0][1].size
+    count = len(frames) if isinstance(frames, Sized) else max(1, math.ceil(analysis.duration * fps - 1e-9))
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise AvsepError(f"{path}: no frames to draw the heatmap on")
+    width, height = first[1].size
     even = (width - width % 2, height - height % 2)
-    frames = [(t, f if f.size == even else f.crop((0, 0) + even)) for t, f in frames]
+    cropped = ((t, f if f.size == even else f.crop((0, 0) + even)) for t, f in itertools.chain([first], frames))
     audio = analysis.input_mixture if audio is None else audio
     with atomic_path(path) as tmp:
-        write_mp4(tmp, heatmap_frames(analysis, frames, objects), even, fps, audio, analysis.input_rate, len(frames),
+        write_mp4(tmp, heatmap_frames(analysis, cropped, objects), even, fps, audio, analysis.input_rate, count,
                   threads=0)
     return path

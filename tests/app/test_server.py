@@ -77,6 +77,8 @@ def test_analysis_heatmaps_audio_and_downloads(running_app):
     ("region=box:10,10,5,20", "is empty"),
     ("region=track:3", "no such tracked object"),
     ("region=circle:1,2", "expected point:X,Y, box:X0,Y0,X1,Y1 or track:N"),
+    ("region=track:inf", "expected point:X,Y, box:X0,Y0,X1,Y1 or track:N"),
+    ("region=point:nan,3", "expected point:X,Y, box:X0,Y0,X1,Y1 or track:N"),
     ("region=point:1,2&mode=loud", "mode='loud'"),
     ("mode=spot", "click the video"),
     ("region=point:1,2&first=nan", "first='nan': expected a number"),

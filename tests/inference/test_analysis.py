@@ -128,6 +128,7 @@ def test_a_video_shorter_than_a_window_is_padded_and_said(tmp_path, caplog):
         analysis = separator(tmp_path, bias=30.0).analyze(short, progress=False)
     assert "shorter than one 2.97 s window: padded" in caplog.text
     assert analysis.padded_seconds == pytest.approx(2.97 - 1.5, abs=0.01)
+    assert analysis.duration == pytest.approx(1.5, abs=0.01), "duration is the input's, padding not included"
     np.testing.assert_allclose(analysis.separate(point=(5, 5)), short.audio, atol=1e-4)
 
 

@@ -40,3 +40,16 @@ def test_bad_checkpoints_get_one_line_errors(tmp_path):
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(AvsepError, match="not an avsep checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def test_checkpoints_that_do_not_fit_their_network_get_one_line_errors(tmp_path):
+    cfg = Config.preset("small").replace(channels=8)
+    save_checkpoint(tmp_path / "a.pt", SoundOfPixels(cfg), cfg)
+    state = torch.load(tmp_path / "a.pt", weights_only=True)
+    torch.save({**state, "config": cfg.replace(channels=16).to_dict()}, tmp_path / "other_net.pt")
+    with pytest.raises(AvsepError, match="other_net.pt: its weights do not fit") as error:
+        load_model(tmp_path / "other_net.pt")
+    assert "\n" not in str(error.value)
+    torch.save({key: value for key, value in state.items() if key != "model"}, tmp_path / "no_model.pt")
+    with pytest.raises(AvsepError, match="no_model.pt: a damaged avsep checkpoint \\(no model\\)"):
+        load_model(tmp_path / "no_model.pt")
