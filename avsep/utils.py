@@ -49,6 +49,8 @@ def check_output_folder(folder: str | os.PathLike, what: str = "--out") -> None:
     if folder.exists() and not folder.is_dir():
         raise AvsepError(f"{what} {folder}: exists and is not a folder")
     existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise AvsepError(f"{what} {folder}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise AvsepError(f"{what} {folder}: {existing} is not writable")
 

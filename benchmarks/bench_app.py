@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avsep.app import App, AppOptions  # noqa: E402
 from avsep.app.browser_testing import AppPage, chromium  # noqa: E402
+from avsep.utils import atomic_path  # noqa: E402
 
 TARGET_MS = 300.0
 
@@ -84,7 +85,8 @@ def run_clicks(page: AppPage, name: str, args: argparse.Namespace) -> list[dict]
         page.page.evaluate("video.pause()")
         page.page.wait_for_timeout(300)
         args.screenshot.parent.mkdir(parents=True, exist_ok=True)
-        page.page.screenshot(path=str(args.screenshot))
+        with atomic_path(args.screenshot) as tmp:
+            page.page.screenshot(path=str(tmp), type="png")  # the .part name says no type
         print(f"screenshot: {args.screenshot}")
     if page.errors:
         print("page errors:", *page.errors, sep="\n  ")

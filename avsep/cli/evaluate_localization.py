@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from pathlib import Path
 
 from avsep.errors import AvsepError
@@ -52,16 +53,18 @@ def vggss_items(path: Path, videos: Path) -> list[tuple[Path | None, dict]]:
 
 
 def box_fractions(entry: dict) -> list[list[float]]:
-    """An entry's ``bbox``: a list of ``[x1, y1, x2, y2]`` boxes, fractions of the frame in [0, 1]."""
+    """An entry's ``bbox``: a list of ``[x1, y1, x2, y2]`` boxes in fractions of the frame, clipped
+    to [0, 1] (as the LVS and EZ-VSL loaders clip VGG-SS boxes, some of which reach past the frame)."""
     boxes = entry["bbox"]
     boxes = [boxes] if isinstance(boxes, list) and boxes and not isinstance(boxes[0], list) else boxes
-    valid = isinstance(boxes, list) and boxes and all(
-        isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in b)
-        and b[0] < b[2] and b[1] < b[3] for b in boxes)
-    if not valid:
+    numeric = isinstance(boxes, list) and boxes and all(
+        isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in b)
+        for b in boxes)
+    clipped = [[min(max(float(v), 0.0), 1.0) for v in b] for b in boxes] if numeric else []
+    if not clipped or not all(b[0] < b[2] and b[1] < b[3] for b in clipped):
         raise AvsepError(f"{entry['file']}: bbox {str(entry['bbox'])[:60]} is not a list of [x1, y1, x2, y2] "
                          "boxes in fractions of the frame")
-    return boxes
+    return clipped
 
 
 def score_vggss(separator, items, limit: int | None):

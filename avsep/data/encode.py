@@ -16,7 +16,8 @@ def write_mp4(path: str | os.PathLike, frames: Iterable[np.ndarray], size: tuple
 
     ``audio=None`` writes a video-only file. Audio is muxed in per-frame chunks so that the two
     streams stay interleaved, as a camera records them; ``n_frames`` says how many frames come,
-    to cut the audio into that many chunks (if fewer come, the rest of the audio follows the last). ``comment`` goes into the container's comment tag.
+    to cut the audio into that many chunks (if fewer come, the rest of the audio follows the
+    last). ``comment`` goes into the container's comment tag.
     ``size`` is (W, H), both even; ``crf`` is x264's quality (lower is better and larger).
     Write to a temporary path and rename (see
     :func:`avsep.utils.atomic_path`) so that no half-written file is ever seen.

@@ -246,7 +246,7 @@ def _write_indexes(out: Path, videos: List[Video], records: Dict[str, Dict[str, 
 
 # Fewer validation videos than this make best.pt a choice on noise: with two labels and one video
 # a label, every validation pair mixes the same two videos, and its SDR swung by 20 dB between checks
-# (docs/training.md, "The test suite's model").
+# (measured on the test suite's earlier two-instrument model; docs/training.md, "The test suite's model").
 MIN_VAL_VIDEOS = 8
 
 

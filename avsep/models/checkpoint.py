@@ -73,6 +73,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:  # weights of another network than the one its configuration builds
-        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+        lines = str(err).splitlines()
+        first = (lines[1] if len(lines) > 1 else lines[0]).strip()
+        first = first if len(first) <= 200 else first[:200] + "..."   # missing keys are listed in full
         raise AvsepError(f"{path}: its weights do not fit the network its configuration describes ({first})") from None
     return model.to(device).eval(), cfg, state

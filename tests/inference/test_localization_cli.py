@@ -23,7 +23,7 @@ def test_vggss_entries_with_bad_boxes_or_no_video_are_skipped(duet, checkpoint_w
     videos = tmp_path / "videos"
     videos.mkdir()
     shutil.copyfile(duet["video"], videos / "clip1.mp4")
-    entries = [{"file": "clip1", "class": "violin", "bbox": [[0.05, 0.05, 0.4, 0.6]]},
+    entries = [{"file": "clip1", "class": "violin", "bbox": [[-0.01, 0.05, 0.4, 1.02]]},   # clipped, as LVS does
                {"file": "clip1", "class": "violin", "bbox": [[0.1, 0.2]]},
                {"file": "clip1", "class": "violin", "bbox": [[0.5, 0.1, 0.2, 0.9]]},
                {"file": "absent", "class": "drum", "bbox": [[0.1, 0.1, 0.2, 0.2]]}]
@@ -42,6 +42,14 @@ def test_a_damaged_duets_json_is_one_line(checkpoint_with_bias, tmp_path):
     result = avsep("evaluate-localization", "--duets", str(tmp_path), "--checkpoint", str(checkpoint_with_bias(0.0)))
     assert result.returncode == 2 and "not a duets.json of `avsep generate duets`" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_an_out_inside_a_file_is_one_line(duet, checkpoint_with_bias, tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    result = avsep("separate", duet["video"], "--checkpoint", str(checkpoint_with_bias(0.0)),
+                   "--out", str(tmp_path / "taken" / "sub"), "--point", "10,10")
+    assert result.returncode == 2 and "taken is a file, not a folder" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("command", [("separate", "--point", "10,10"), ("localize", "--no-detect")])

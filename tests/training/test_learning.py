@@ -1,8 +1,10 @@
-"""End to end on generated videos: training lowers the loss, and the model separates videos it has
-never seen (held-out backgrounds, melodies and soundfont) better than the mixture.
+"""End to end on generated videos, with the quickstart's model: training lowers the loss, and the
+model separates and localizes scenes it has never seen (held-out backgrounds, melodies, soundfont
+and players) better than the mixture and than chance.
 
-The model is the session's ``trained_separator_checkpoint`` (tests/conftest.py: violin and drum,
-trained once per machine and cached), shared with the app's browser test.
+The model is the session's ``trained_separator_checkpoint`` (tests/conftest.py: the quickstart's
+run, trained once per machine and cached), shared with the app's browser test. How far these
+figures reach issue 7's targets is measured on 48 duets by benchmarks/bench_generalization.py.
 """
 import csv
 import subprocess
@@ -10,36 +12,50 @@ import subprocess
 import numpy as np
 import pytest
 
-from avsep.data.decode import load_audio, read_wav, wav_info
+from avsep.data.decode import load_audio, read_frames, read_wav, wav_info
+from avsep.evaluation.ensembles import box_at, load_stems, score_clicks, score_pointing, sounding
 from avsep.evaluation.evaluate import evaluate
+from avsep.evaluation.localization import box_mask
 from avsep.evaluation.metrics import bss_eval_sources
-from tests.conftest import PYTHON, RECIPE
+from avsep.inference import Separator, VideoClip
+from avsep.synth.instruments import DEFAULT_LABELS
+from tests.conftest import PYTHON
 
 pytestmark = pytest.mark.slow
+
+HELD_OUT_DUETS = 12     # scenes of the held-out pools to click on and localize in
+QUIETER_DB = 18.0       # issue 9: the same results with the duet's audio this much quieter
 
 
 @pytest.fixture(scope="session")
 def held_out(tmp_path_factory):
-    """Held-out solo videos of the recipe's instruments, preprocessed, and a new duet.
-
-    The duet is a new scene drawn from the training pools: the CLI test checks that separating by
-    boxes works end to end; how far clicks transfer to held-out scenes is measured by
-    benchmarks/bench_generalization.py (docs/training.md).
-    """
+    """Held-out solo videos of the quickstart's instruments, preprocessed; a new violin and drum
+    duet drawn from the training pools (for the CLI's boxes); and duets of the held-out pools."""
     return make_held_out(tmp_path_factory.mktemp("held_out"))
 
 
 def make_held_out(root, per_label: int = 3):
-    """The `held_out` fixture's data under ``root`` (also used by benchmarks/probe_test_recipe.py,
-    which can ask for more than the test's 3 videos a label)."""
     from avsep.data.preprocess import preprocess
     from avsep.synth import load_duets, make_duets, make_solo_collection
 
-    make_solo_collection(root / "videos", labels=RECIPE["labels"], videos_per_label=per_label, seed=11, workers=2,
+    make_solo_collection(root / "videos", labels=DEFAULT_LABELS, videos_per_label=per_label, seed=11, workers=2,
                          progress=False, pool="test")
     preprocess(root / "videos", root / "data", workers=2, val_frac=0.0, test_frac=0.0, progress=False)
-    make_duets(root / "duets", pairs=[tuple(RECIPE["labels"])], count=1, seed=7, pool="train")
-    return {"index": root / "data" / "train.csv", "duet": load_duets(root / "duets")[0]}
+    make_duets(root / "duets", pairs=[("violin", "drum")], count=1, seed=7, pool="train")
+    make_duets(root / "heldout_duets", count=HELD_OUT_DUETS, seed=23, pool="test")
+    return {"index": root / "data" / "train.csv", "duet": load_duets(root / "duets")[0],
+            "duets": load_duets(root / "heldout_duets")}
+
+
+@pytest.fixture(scope="session")
+def separator(trained_separator_checkpoint):
+    return Separator.from_checkpoint(trained_separator_checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def duet_analyses(separator, held_out):
+    """One analysis per held-out duet, shared by the click and pointing tests: [(entry, analysis)]."""
+    return [(entry, separator.analyze(entry["video"], progress=False)) for entry in held_out["duets"]]
 
 
 def test_training_lowers_the_loss(trained_separator_checkpoint):
@@ -53,21 +69,75 @@ def test_training_lowers_the_loss(trained_separator_checkpoint):
 
 
 def test_trained_model_beats_the_mixture_on_held_out_videos(trained_separator_checkpoint, held_out):
-    summary = evaluate(trained_separator_checkpoint, held_out["index"], pairs=9, progress=False)
+    summary = evaluate(trained_separator_checkpoint, held_out["index"], pairs=30, progress=False)
     model, mixture = summary["model"]["SDR"]["median"], summary["mixture"]["SDR"]["median"]
-    assert model > mixture + 1.0, f"model {model:.2f} dB vs mixture {mixture:.2f} dB"
-    assert summary["model"]["SIR"]["median"] > summary["mixture"]["SIR"]["median"] + 1.0
+    assert model > mixture + 3.0, f"model {model:.2f} dB vs mixture {mixture:.2f} dB"
+    assert summary["model"]["SIR"]["median"] > summary["mixture"]["SIR"]["median"] + 3.0
+
+
+def test_clicks_on_held_out_duets_beat_the_mixture(duet_analyses):
+    sdr, mixture_sdr, best_gain = [], [], []
+    for entry, analysis in duet_analyses:
+        clicks = score_clicks(analysis, entry)
+        sdr += clicks["SDR"]
+        mixture_sdr += clicks["mixture_SDR"]
+        best_gain.append(max(np.array(clicks["SDR"]) - np.array(clicks["mixture_SDR"])))
+    gains = np.array(sdr) - np.array(mixture_sdr)
+    report = (f"median click {np.median(sdr):.2f} dB, mixture {np.median(mixture_sdr):.2f} dB; "
+              f"gains {np.round(sorted(gains), 1)}")
+    # Issue 7's click measure: the median click's SDR against the mixture's.
+    assert np.median(sdr) > np.median(mixture_sdr) + 2.0, report
+    # A click separates some player of most scenes. (Not yet each player: where the two players'
+    # cells give the same mask, both clicks return the louder one; docs/benchmarks.md.)
+    assert np.mean(np.array(best_gain) > 3.0) >= 0.75, report
+
+
+def test_energy_maps_point_at_the_players_far_above_chance(duet_analyses):
+    hits, chance = [], []
+    for entry, analysis in duet_analyses:
+        hits += score_pointing(analysis, entry)["hit"]
+        chance += chance_of_pointing(analysis, entry)
+    # A peak placed at random lands in a sounding player's box as often as the boxes cover the frame.
+    report = f"pointing {np.mean(hits):.0%} of {len(hits)} windows, chance {np.mean(chance):.0%}"
+    assert len(hits) >= 3 * len(duet_analyses), report
+    assert np.mean(hits) > np.mean(chance) + 0.2, report
+
+
+def chance_of_pointing(analysis, entry: dict) -> list[float]:
+    """Per scored window (as :func:`score_pointing` scores them), the share of the frame that the
+    sounding players' boxes cover."""
+    width, height = analysis.frame_size
+    stems = load_stems(entry, analysis.input_rate, len(analysis.input_mixture))
+    shares = []
+    for time in analysis.window_centres():
+        active = sounding(stems, analysis.input_rate, time)
+        if time >= entry["seconds"] - 0.25 or not active.any():
+            continue
+        boxes = [box_at(s, time, float(entry["fps"])) for s, on in zip(entry["sources"], active) if on]
+        shares.append(float(box_mask(boxes, (height, width)).mean()))
+    return shares
+
+
+def test_an_18_db_quieter_duet_gives_the_same_stems_quieter(separator, held_out):
+    entry = held_out["duets"][0]
+    frames = list(read_frames(entry["video"], float(entry["fps"]), short_side=None))
+    rate = int(entry["audio_rate"])
+    audio = load_audio(entry["mixture"], rate)
+    gain = 10 ** (-QUIETER_DB / 20)
+    loud = separator.analyze(VideoClip(audio, rate, frames, float(entry["fps"])), progress=False)
+    quiet = separator.analyze(VideoClip(audio * gain, rate, frames, float(entry["fps"])), progress=False)
+    clicks_loud, clicks_quiet = score_clicks(loud, entry), score_clicks(quiet, entry)
+    np.testing.assert_allclose(clicks_quiet["SDR"], clicks_loud["SDR"], atol=0.05)
+    assert np.median(np.array(clicks_quiet["SDR"]) - np.array(clicks_quiet["mixture_SDR"])) > 0
+    for point in clicks_loud["point"]:
+        np.testing.assert_allclose(quiet.separate(point=point), gain * loud.separate(point=point), atol=1e-4 * gain)
+    assert score_pointing(quiet, entry)["hit"] == score_pointing(loud, entry)["hit"]
 
 
 def test_separate_cli_splits_a_new_duet_by_boxes(trained_separator_checkpoint, held_out, tmp_path):
     model_sdr, mixture_sdr = cli_box_sdrs(trained_separator_checkpoint, held_out["duet"], tmp_path)
-    gains, report = model_sdr - mixture_sdr, f"box SDRs {np.round(model_sdr, 2)} vs mixture {np.round(mixture_sdr, 2)} dB"
-    # The CLI must deliver separated sound: at least one box's stem clearly beats the mixture.
-    assert gains.max() > 3.0, report
-    if gains.min() < 1.0:
-        # Known defect of the small test model, not of the CLI: on this duet the box on one of the
-        # players does not separate it yet (issue 7, docs/training.md "The test suite's model").
-        pytest.xfail(f"a box does not beat the mixture by 1 dB: {report}")
+    report = f"box SDRs {np.round(model_sdr, 2)} vs mixture {np.round(mixture_sdr, 2)} dB"
+    assert (model_sdr - mixture_sdr).min() > 3.0, report
 
 
 def cli_box_sdrs(checkpoint, duet: dict, out):
