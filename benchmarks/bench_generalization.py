@@ -61,7 +61,7 @@ def copy_run(source: Path, run: Path, overrides: list[str]) -> Config:
             state = torch.load(partial / "last.pt", weights_only=True)
             state["config"] = cfg.to_dict()
             torch.save(state, partial / "last.pt")
-            atomic_write_text(partial / "config.json", json.dumps(cfg.to_dict(), indent=2))
+            atomic_write_text(partial / "config.json", cfg.to_json())
         partial.rename(run)
     return cfg
 

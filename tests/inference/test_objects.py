@@ -55,6 +55,7 @@ def test_clicks_and_pointing_are_scored_against_the_stems(duet, checkpoint_with_
     np.testing.assert_allclose(clicks["SDR"], clicks["mixture_SDR"], atol=0.2)
     pointing = score_pointing(analysis, duet)
     assert len(pointing["hit"]) >= 2 and all(0 <= c <= 1 for c in pointing["ciou"])
+    assert len(pointing["chance"]) == len(pointing["hit"]) and all(0 < c < 1 for c in pointing["chance"])
 
 
 def avsep(*args, timeout=600):
