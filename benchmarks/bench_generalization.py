@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avsep.cli.quickstart import train_to  # noqa: E402
+from avsep.cli.quickstart import config_changes, train_to  # noqa: E402
 from avsep.cli.train import RESUMABLE_CHANGES  # noqa: E402
 from avsep.config import QUERY_POOLS, Config, RunSettings  # noqa: E402
 from avsep.errors import AvsepError  # noqa: E402
@@ -111,10 +111,9 @@ def main() -> None:
         cfg = copy_run(args.workdir / "runs" / args.continue_from, run, args.overrides)
     if (run / "last.pt").exists() and args.steps:
         trained = Config.from_dict(torch.load(run / "last.pt", weights_only=True)["config"])
-        changed = [k for k in trained.differences(cfg) if k != "epochs"]
+        changed = config_changes(trained, cfg)
         if changed:  # a rescore without --steps may use a run of any configuration; training on may not
-            asked = ", ".join(f"{k}={getattr(trained, k)!r} (asked {getattr(cfg, k)!r})" for k in changed)
-            raise SystemExit(f"{run} was trained with {asked}: pass its --set values, or another --name")
+            raise SystemExit(f"{run} was trained with {', '.join(changed)}: pass its --set values, or another --name")
         train_to(trained, demo.data, run, args.steps, args.minutes, args.workers,  # no-op when already there
                  precision=args.precision)
     elif not (run / "last.pt").exists():  # a run that exists is only rescored (and never trained over)

@@ -67,11 +67,11 @@ def box_fractions(entry: dict) -> list[list[float]]:
     return clipped
 
 
-def score_vggss(separator, items, limit: int | None):
+def score_vggss(separator, items):
     from avsep.evaluation.localization import median_ciou, pointing_hit, size_matched_ciou
 
     cious, hits, matched, skipped = [], [], [], []
-    for video, entry in items[:limit]:
+    for video, entry in items:
         if video is None:
             skipped.append(f"{entry['file']}: video not found")
             log.warning("skipping %s", skipped[-1])
@@ -92,14 +92,11 @@ def score_vggss(separator, items, limit: int | None):
     return cious, hits, matched, skipped
 
 
-def score_duets(separator, folder: Path, limit: int | None):
+def score_duets(separator, entries: list[dict]):
     from avsep.evaluation.ensembles import score_pointing
-    from avsep.synth import load_duets
 
-    if not (folder / "duets.json").is_file():
-        raise AvsepError(f"--duets {folder}: no duets.json there (make one with `avsep generate duets`)")
     cious, hits, matched, skipped = [], [], [], []
-    for entry in load_duets(folder)[:limit]:
+    for entry in entries:
         try:
             scores = score_pointing(separator.analyze(entry["video"], progress=False), entry)
         except AvsepError as err:
@@ -115,14 +112,15 @@ def score_duets(separator, folder: Path, limit: int | None):
 def run(args: argparse.Namespace) -> int:
     from avsep.evaluation.localization import summarize_localization
     from avsep.inference import Separator
+    from avsep.synth import load_duets
 
     if bool(args.duets) == bool(args.vggss) or (args.vggss and not args.videos):
         raise AvsepError("give --duets DIR, or --vggss FILE with --videos DIR")
+    # The boxes are read first, so that their errors come before any model is loaded.
+    duets = load_duets(args.duets)[:args.limit] if args.duets else None
+    items = None if args.duets else vggss_items(args.vggss, args.videos)[:args.limit]
     separator = Separator.from_checkpoint(args.checkpoint, args.device)
-    if args.duets:
-        scores = score_duets(separator, args.duets, args.limit)
-    else:
-        scores = score_vggss(separator, vggss_items(args.vggss, args.videos), args.limit)
+    scores = score_duets(separator, duets) if args.duets else score_vggss(separator, items)
     summary = summarize_localization(*scores[:3])
     summary["skipped"] = len(scores[3])
     if args.json:

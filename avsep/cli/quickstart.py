@@ -51,6 +51,13 @@ def _stage(name: str) -> None:
     print(f"\n== {name}", flush=True)
 
 
+def config_changes(saved: Config, asked: Config) -> list[str]:
+    """Where a run's saved configuration differs from the one asked, as ``key=saved (asked value)``,
+    leaving out ``epochs``: it only sets how long a run may go, which ``train_to`` sets by steps."""
+    return [f"{key}={getattr(saved, key)!r} (asked {getattr(asked, key)!r})"
+            for key in saved.differences(asked) if key != "epochs"]
+
+
 def train_to(cfg: Config, data: Path, run_dir: Path, steps: int, minutes: float | None,
              workers: int = 1, device: str = "auto", progress: bool = True,
              precision: str = "fp32") -> tuple[Path, int]:
@@ -65,10 +72,10 @@ def train_to(cfg: Config, data: Path, run_dir: Path, steps: int, minutes: float 
     done = state["train_state"]["step"] if state else 0
     if state:
         saved = Config.from_dict(state["config"])
-        changed = [k for k in saved.differences(cfg) if k != "epochs"]
+        changed = config_changes(saved, cfg)
         if changed:  # e.g. a workdir of an older release, whose preset has changed since
             log.warning("%s was trained with %s; it goes on with its own configuration (a new --workdir starts "
-                        "afresh)", run_dir, ", ".join(f"{k}={getattr(saved, k)!r}" for k in changed))
+                        "afresh)", run_dir, ", ".join(changed))
         cfg = saved
     if done < steps:
         cfg = cfg.replace(epochs=max(cfg.epochs, steps // cfg.steps_per_epoch + 1))  # steps, not epochs, end it

@@ -62,7 +62,7 @@ def mask_loss(logits: Tensor, targets: Tensor, cfg: Config, weight: Tensor | Non
 
 
 def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config, weight: Tensor | None = None,
-               sparsity: float | None = None) -> Tensor:
+               sparsity: float = 0.0) -> Tensor:
     """The per-pixel (multiple-instance) loss: the cells of each source explain its sound, and
     cells of videos that are not in the mixture stay silent.
 
@@ -77,11 +77,10 @@ def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config,
         owner: (B, N, h, w) the source each cell shows, or -1.
         targets: (B, N, F, T) target masks.
         weight: (B, 1, F, T) per-bin weights, or None.
-        sparsity: weight of :func:`sparsity_loss` (default: :func:`first_step_sparsity`; the
-            trainer passes its weight at each step, 0 until ``cfg.sparsity_start`` and the gate).
+        sparsity: weight of :func:`sparsity_loss` (the trainer's ``sparsity_weight`` at each
+            step: 0 until ``cfg.sparsity_start`` and the gate, then ``cfg.pixel_sparsity``).
     """
     batch, cells = cell_logits.shape[:2]
-    sparsity = first_step_sparsity(cfg) if sparsity is None else sparsity
     if cfg.pixel_mil == "cell":
         loss = _best_cell_loss(cell_logits, owner.reshape(batch, cells), targets, cfg, weight)
     else:
@@ -94,12 +93,6 @@ def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config,
     if sparsity:
         loss = loss + sparsity * sparsity_loss(cell_logits, owner.reshape(batch, cells), cfg, weight)
     return loss
-
-
-def first_step_sparsity(cfg: Config) -> float:
-    """The weight of :func:`sparsity_loss` on a model's first training step: ``cfg.pixel_sparsity``,
-    unless ``cfg.sparsity_start`` or ``cfg.sparsity_gate_db`` delays it (then 0)."""
-    return 0.0 if cfg.sparsity_start or cfg.sparsity_gate_db else cfg.pixel_sparsity
 
 
 def sparsity_loss(cell_logits: Tensor, owner: Tensor, cfg: Config, weight: Tensor | None = None) -> Tensor:

@@ -88,7 +88,7 @@ def set_learning_rates(optimizer: torch.optim.Optimizer, cfg: Config, epoch: int
 def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.device,
                   sparsity: float | None = None) -> torch.Tensor:
     """The pooled mask loss of every source, plus the per-pixel loss when ``pixel_loss`` > 0
-    (with the sparsity weight ``sparsity``, by default the first step's: ``first_step_sparsity``)."""
+    (with the sparsity weight ``sparsity``, by default a first step's: :func:`sparsity_weight`)."""
     mix, sources, frames, owner = (batch[k].to(device) for k in ("mix", "sources", "frames", "owner"))
     features = mixture_features(mix, cfg, sources)
     sound = model.sound_features(features.log_mix_mag)
@@ -104,6 +104,7 @@ def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.
         # per-pixel loss then costs pixel_loss_pool**2 times less, at a coarser time-frequency grid.
         k = cfg.pixel_loss_pool
         coarse = [F.avg_pool2d(x, k) for x in (sound, targets, weight)]
+        sparsity = sparsity_weight(cfg, TrainState()) if sparsity is None else sparsity
         loss = loss + cfg.pixel_loss * pixel_loss(model.cell_logits(coarse[0], grids), owner, coarse[1], cfg, coarse[2],
                                                   sparsity=sparsity)
     return loss

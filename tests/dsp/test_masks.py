@@ -162,21 +162,14 @@ def test_sparsity_is_the_mean_share_kept_by_the_cells_of_sounding_videos():
         Config.preset("small").replace(pixel_sparsity=1.0, loss="l1", output_activation="none")
 
 
-def test_sparsity_adds_to_the_pixel_loss_only_when_asked():
+def test_sparsity_adds_to_the_pixel_loss_with_the_weight_given():
     from avsep.dsp.masks import pixel_loss, sparsity_loss
 
     targets, owner = _split_sources()
     logits = torch.randn(1, 4, 4, 4)
-    plain = Config.preset("small").replace(pixel_sparsity=0.0, sparsity_start=0)
-    sparse = plain.replace(pixel_sparsity=0.5)
-    # Delayed by a start (the preset's) or a gate, it is not in the first step's loss.
-    delayed = Config.preset("small")
-    assert delayed.pixel_sparsity > 0 and delayed.sparsity_start > 0
-    assert torch.equal(pixel_loss(logits, owner, targets, delayed), pixel_loss(logits, owner, targets, plain))
-    gated = sparse.replace(sparsity_gate_db=5.0)
-    assert torch.equal(pixel_loss(logits, owner, targets, gated), pixel_loss(logits, owner, targets, plain))
-    extra = pixel_loss(logits, owner, targets, sparse) - pixel_loss(logits, owner, targets, plain)
-    assert torch.isclose(extra, 0.5 * sparsity_loss(logits, owner.flatten(1), plain))
-    # The trainer's weight overrides the configuration's, both ways.
-    assert torch.equal(pixel_loss(logits, owner, targets, sparse, sparsity=0.0), pixel_loss(logits, owner, targets, plain))
-    assert torch.equal(pixel_loss(logits, owner, targets, plain, sparsity=0.5), pixel_loss(logits, owner, targets, sparse))
+    cfg = Config.preset("small")
+    plain = pixel_loss(logits, owner, targets, cfg)
+    # The weight is the caller's (the trainer's, step by step), never the configuration's.
+    assert cfg.pixel_sparsity > 0 and torch.equal(pixel_loss(logits, owner, targets, cfg, sparsity=0.0), plain)
+    extra = pixel_loss(logits, owner, targets, cfg, sparsity=0.5) - plain
+    assert torch.isclose(extra, 0.5 * sparsity_loss(logits, owner.flatten(1), cfg))

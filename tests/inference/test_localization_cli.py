@@ -37,10 +37,13 @@ def test_vggss_entries_with_bad_boxes_or_no_video_are_skipped(duet, checkpoint_w
     assert "absent: video not found" in result.stderr
 
 
-def test_a_damaged_duets_json_is_one_line(checkpoint_with_bias, tmp_path):
-    (tmp_path / "duets.json").write_text('{"duets": [{"video": "a.mp4"}]}')
-    result = avsep("evaluate-localization", "--duets", str(tmp_path), "--checkpoint", str(checkpoint_with_bias(0.0)))
-    assert result.returncode == 2 and "not a duets.json of `avsep generate duets`" in result.stderr
+@pytest.mark.parametrize("content, message", [('{"duets": [{"video": "a.mp4"}]}', "not a duets.json of `avsep generate duets`"),
+                                              (None, "no duets.json (make one with `avsep generate duets`)")])
+def test_a_damaged_or_missing_duets_json_is_one_line_before_the_checkpoint_loads(tmp_path, content, message):
+    if content is not None:
+        (tmp_path / "duets.json").write_text(content)
+    result = avsep("evaluate-localization", "--duets", str(tmp_path), "--checkpoint", str(tmp_path / "absent.pt"))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
