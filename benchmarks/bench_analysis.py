@@ -6,7 +6,7 @@ For the ``sop`` and ``small`` presets (untrained weights unless a checkpoint is 
 not depend on the weights), on generated 10 s and 60 s 640x360 videos:
 
 * ``analyze``: wall time and how many times faster than real time (target: >= 5x at ``sop``),
-  with fine energy-map grids (the default: four more vision passes per frame) and coarse ones;
+  with fine energy-map grids (the default: eight more vision passes per frame) and coarse ones;
 * queries after analysis: point and box latency, median and p95 over 40 queries each
   (targets: p95 <= 50 ms for a 10 s video, <= 200 ms for 60 s);
 * memory the analysis holds, per minute of video (tensors it keeps), and the process's peak RSS.

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-side", type=int, default=640, help="longer side of heatmap.mp4 in pixels")
     parser.add_argument("--map-grid", choices=["fine", "coarse"],
                         help="heatmap grid: fine (half the network's stride; the default for models with circular "
-                             "padding, as `small`) or coarse (a fifth of the vision work; the default for `sop`); "
+                             "padding, as `small`) or coarse (a ninth of the vision work; the default for `sop`); "
                              "see docs/separating.md")
 
 

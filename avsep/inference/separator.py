@@ -91,11 +91,11 @@ class Separator:
             progress: show a progress bar.
             grid_fps: also keep the visual grids of this many frames per second, beside those the
                 audio windows use, for heatmaps and boxes that move.
-            map_grid: the grid of the energy maps. ``fine``: half the network's stride, from four
-                more vision passes on frames rolled by a quarter cell
-                (:meth:`SoundOfPixels.fine_visual_grid`); it pointed at sounding players more
+            map_grid: the grid of the energy maps. ``fine``: half the network's stride, from eight
+                more vision passes, on the frame and its mirror image rolled by a quarter cell
+                (:meth:`SoundOfPixels.map_grid`); it pointed at sounding players more
                 often on held-out duets (docs/separating.md). ``coarse``: the network's own grid,
-                a fifth of the vision work. Default: ``fine`` for models with circular padding
+                a ninth of the vision work. Default: ``fine`` for models with circular padding
                 (the ``small`` preset), where the rolls are exact; ``coarse`` for zero-padded
                 ones (``sop``), where a roll moves the frame's border into the picture and the
                 larger vision network dominates the analysis time. Queries always use the
@@ -214,7 +214,7 @@ class Separator:
     def _grid_batch(self, batch: list, bar, fine: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         pixels = torch.from_numpy(np.stack(batch)[:, :, None]).to(self.device)   # (B, 3, 1, H, W)
         bar.update(len(batch))
-        return self.model.visual_grid(pixels), self.model.fine_visual_grid(pixels) if fine else None
+        return self.model.visual_grid(pixels), self.model.map_grid(pixels) if fine else None
 
     # --- one-call conveniences ------------------------------------------------------------------
     def separate(self, video: str | Path | VideoClip | Analysis, regions: Sequence[Region],

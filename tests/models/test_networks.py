@@ -188,6 +188,20 @@ def test_the_fine_grid_shifts_by_one_cell_when_the_picture_shifts_by_half_a_cell
     assert not torch.allclose(fine[..., 1::2, 1::2], coarse, atol=1e-3), "odd cells see other pixels"
 
 
+def test_the_map_grid_is_the_mean_of_the_picture_and_its_mirror_and_mirrors_with_it():
+    torch.manual_seed(0)
+    model = SoundOfPixels(Config.preset("small").replace(channels=8, resnet_width=8)).eval()
+    frames = torch.rand(1, 3, 1, 112, 160)
+    mirrored = torch.flip(frames, dims=(-1,))
+    with torch.no_grad():
+        grid, grid_of_mirror = model.map_grid(frames), model.map_grid(mirrored)
+        fine, fine_of_mirror = model.fine_visual_grid(frames), model.fine_visual_grid(mirrored)
+    assert grid.shape == fine.shape == (1, 8, 14, 20)
+    torch.testing.assert_close(grid, (fine + fine_of_mirror.flip(-1)) / 2)
+    torch.testing.assert_close(grid_of_mirror, grid.flip(-1))
+    assert not torch.allclose(fine_of_mirror, fine.flip(-1), atol=1e-3), "one pass alone does not mirror"
+
+
 @pytest.mark.parametrize("padding", ["reflect", "replicate"])
 def test_other_paddings_keep_the_grid_size(padding):
     net = FrameNet(channels=8, width=16, padding=padding).eval()
