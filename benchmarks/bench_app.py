@@ -2,6 +2,7 @@
 
 Usage:  python benchmarks/bench_app.py --checkpoint RUN/best.pt [--video V.mp4] [--clicks 20]
                                        [--detector WEIGHTS] [--screenshot docs/images/app.png]
+                                       [--final-click X,Y]
 
 Starts the app on 127.0.0.1 in this process, opens the video (default: the browser test's
 generated violin and drum duet) in headless Chromium (Playwright driving /usr/bin/chromium or
@@ -40,6 +41,14 @@ def duet_video(folder: Path) -> Path:
     return Path(load_duets(folder / "duets")[0]["video"])
 
 
+def point(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not X,Y") from None
+    return x, y
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, required=True)
@@ -47,6 +56,8 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=20)
     parser.add_argument("--detector", help="detector weights, to draw object boxes (default: none)")
     parser.add_argument("--screenshot", type=Path, help="save a screenshot of the page here at the end")
+    parser.add_argument("--final-click", type=point, help="X,Y in frame pixels: a last click, paused, before the "
+                        "screenshot (default: none), so that it shows a chosen spot rather than a random one")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -84,13 +95,18 @@ def run_clicks(page: AppPage, name: str, args: argparse.Namespace) -> list[dict]
     if args.screenshot:
         page.page.evaluate("video.pause()")
         page.page.wait_for_timeout(300)
+        if args.final_click:   # not counted: the figures above are the random clicks'
+            page.click_frame(*args.final_click)
+            page.wait_until(f"avsep.metrics.filter((m) => m.cause === 'click').length >= {args.clicks + 1}",
+                            timeout_s=30)
+            page.page.wait_for_timeout(700)
         args.screenshot.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(args.screenshot) as tmp:
             page.page.screenshot(path=str(tmp), type="png")  # the .part name says no type
         print(f"screenshot: {args.screenshot}")
     if page.errors:
         print("page errors:", *page.errors, sep="\n  ")
-    return page.metrics()
+    return page.metrics()[:args.clicks]
 
 
 def report(results: list[dict]) -> None:

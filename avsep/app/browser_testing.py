@@ -53,12 +53,17 @@ def chromium() -> Iterator[object]:
 
 
 class AppPage:
-    """One tab on the app; ``errors`` collects the page's JavaScript errors."""
+    """One tab on the app; ``errors`` collects the page's JavaScript errors, and ``offsite`` the
+    requests it made to any other place than the app (the app must work offline). They are only
+    watched, not intercepted, so that timings stay what a user meets."""
 
     def __init__(self, browser, url: str, size=(1280, 860)):
         self.page = browser.new_page(viewport={"width": size[0], "height": size[1]})
         self.responses: list = []
         self.errors: list[str] = []
+        self.offsite: list[str] = []
+        local = ("/".join(url.split("/")[:3]) + "/", "data:", "blob:")
+        self.page.on("request", lambda r: None if r.url.startswith(local) else self.offsite.append(r.url))
         self.page.on("response", lambda r: self.responses.append(r) if "/api/audio?" in r.url else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.goto(url)
