@@ -84,4 +84,5 @@ def test_quickstart_says_when_its_run_keeps_an_older_configuration(tmp_path, cap
                tmp_path / "last.pt")
     with caplog.at_level("WARNING", logger="avsep"):
         assert train_to(Config.preset("small"), tmp_path, tmp_path, 5, None)[1] == 5   # already there: no training
-    assert "trained with pixel_sparsity=0.0, sparsity_start=0; it goes on with its own configuration" in caplog.text
+    assert ("trained with pixel_sparsity=0.0 (asked 1.0), sparsity_start=0 (asked 2850); it goes on with its own "
+            "configuration") in caplog.text
