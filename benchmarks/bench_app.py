@@ -60,6 +60,8 @@ def main() -> None:
                         "screenshot (default: none), so that it shows a chosen spot rather than a random one")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.final_click and not args.screenshot:
+        parser.error("--final-click only sets up the screenshot: give --screenshot too")
 
     with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp:
         video = args.video or duet_video(Path(tmp))

@@ -73,10 +73,15 @@ class SoundOfPixels(nn.Module):
         """The visual grid at half the stride: (B, 3, T, H, W) -> (B, K, 2h, 2w).
 
         The vision network runs on four copies of the frames rolled by a quarter of a cell along
-        each axis, and their grids are interleaved: cell (i, j) of the result is centred on pixel
-        ((i + 0.5) * stride / 2, (j + 0.5) * stride / 2), as a grid of stride / 2 would be. With
-        circular padding the roll wraps nothing the network did not already see, and rolling the
-        frame by half a cell shifts this grid by exactly one cell. Costs four vision passes.
+        each axis, and their grids are interleaved. With circular padding the roll wraps nothing
+        the network did not already see, and rolling the frame by half a cell shifts this grid by
+        exactly one cell. Costs four vision passes.
+
+        Where the cells look: every stride-2 layer of the ResNet centres its output i on input
+        pixel 2i, so the network's own cell i is centred on pixel ``i * stride``, half a cell
+        before the centre ``(i + 0.5) * stride`` that the maps and regions assume; and cell i of
+        this grid on pixel ``(i - 0.5) * stride / 2``, one fine cell before its assumed centre. A
+        grid re-centred by other rolls pointed worse on held-out duets (docs/separating.md).
         """
         q = self.cfg.visual_stride // 4
         grids = {(dy, dx): self.visual_grid(torch.roll(frames, (dy, dx), dims=(-2, -1)))
@@ -93,10 +98,12 @@ class SoundOfPixels(nn.Module):
         """The grid of the energy maps: :meth:`fine_visual_grid` of the frames and of their mirror
         image (flipped back), averaged: (B, 3, T, H, W) -> (B, K, 2h, 2w).
 
-        Training flips views at random, so both are the network's reading of the same picture, and
-        their mean is less noisy than either; the result mirrors exactly with the picture. It
-        pointed at sounding players as often or more often on each of 7 checkpoints (+2 points on
-        average; docs/separating.md). Costs eight vision passes.
+        Training flips views at random, so both are the network's reading of the same picture; the
+        result mirrors exactly with the picture. The mirrored grid's cells sit about one fine cell
+        after their assumed centres where the direct grid's sit one before (see
+        :meth:`fine_visual_grid`), so along the width the mean also spreads each place over two
+        fine cells. It pointed at sounding players as often or more often on each of 7
+        checkpoints (+2 points on average; docs/separating.md). Costs eight vision passes.
         """
         mirrored = self.fine_visual_grid(torch.flip(frames, dims=(-1,))).flip(-1)
         return (self.fine_visual_grid(frames) + mirrored) / 2

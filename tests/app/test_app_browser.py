@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,14 @@ def overlay_ink(page: AppPage) -> int:
     })()""")
 
 
+def wait_for_ink(page: AppPage, wanted, what: str, timeout_s: float = 10.0) -> None:
+    """Poll :func:`overlay_ink` (the overlay is redrawn every animation frame) until ``wanted``."""
+    deadline = time.monotonic() + timeout_s
+    while not wanted(ink := overlay_ink(page)):
+        assert time.monotonic() < deadline, f"no {what} after {timeout_s} s (ink {ink})"
+        page.page.wait_for_timeout(50)
+
+
 def test_click_to_separate_in_a_real_browser(browser, trained_separator_checkpoint, duet, duet_folder, tmp_path,
                                              artifacts):
     app = start_app(trained_separator_checkpoint, duet_folder, tmp_path, tmp_path / "no-such-weights.pt")
@@ -95,11 +104,11 @@ def test_click_to_separate_in_a_real_browser(browser, trained_separator_checkpoi
         boxes = {s["label"]: s["box"] for s in duet["sources"]}
         assert "no object boxes" in page.page.text_content("#objects-note")   # no weights: said, no crash
         # the heatmap toggle: the overlay holds the heatmap when it is on, nothing when it is off
-        assert overlay_ink(page) > 0
+        wait_for_ink(page, lambda ink: ink > 0, "the heatmap on the overlay")
         page.page.uncheck("#heatmap")
-        page.page.wait_for_timeout(300)
-        assert overlay_ink(page) == 0
+        wait_for_ink(page, lambda ink: ink == 0, "an empty overlay with the heatmap off")
         page.page.check("#heatmap")
+        wait_for_ink(page, lambda ink: ink > 0, "the heatmap back on the overlay")
         report = {}
         short = []  # queries whose audio is not clearly above the mixture
 
