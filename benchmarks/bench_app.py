@@ -28,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avsep.app import App, AppOptions  # noqa: E402
 from avsep.app.browser_testing import AppPage, chromium  # noqa: E402
+from avsep.cli.separate import numbers  # noqa: E402
+from avsep.errors import AvsepError  # noqa: E402
 from avsep.utils import atomic_path  # noqa: E402
 
 TARGET_MS = 300.0
@@ -41,14 +43,6 @@ def duet_video(folder: Path) -> Path:
     return Path(load_duets(folder / "duets")[0]["video"])
 
 
-def point(text: str) -> tuple[float, float]:
-    try:
-        x, y = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not X,Y") from None
-    return x, y
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, required=True)
@@ -56,12 +50,17 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=20)
     parser.add_argument("--detector", help="detector weights, to draw object boxes (default: none)")
     parser.add_argument("--screenshot", type=Path, help="save a screenshot of the page here at the end")
-    parser.add_argument("--final-click", type=point, help="X,Y in frame pixels: a last click, paused, before the "
+    parser.add_argument("--final-click", metavar="X,Y", help="X,Y in frame pixels: a last click, paused, before the "
                         "screenshot (default: none), so that it shows a chosen spot rather than a random one")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if args.final_click and not args.screenshot:
-        parser.error("--final-click only sets up the screenshot: give --screenshot too")
+    if args.final_click:
+        if not args.screenshot:
+            parser.error("--final-click only sets up the screenshot: give --screenshot too")
+        try:
+            args.final_click = numbers(args.final_click, 2, "final-click")   # as `avsep separate --point`
+        except AvsepError as err:
+            parser.error(str(err))
 
     with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp:
         video = args.video or duet_video(Path(tmp))

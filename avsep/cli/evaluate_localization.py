@@ -117,10 +117,11 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.duets) == bool(args.vggss) or (args.vggss and not args.videos):
         raise AvsepError("give --duets DIR, or --vggss FILE with --videos DIR")
     # The boxes are read first, so that their errors come before any model is loaded.
-    duets = load_duets(args.duets)[:args.limit] if args.duets else None
-    items = None if args.duets else vggss_items(args.vggss, args.videos)[:args.limit]
-    separator = Separator.from_checkpoint(args.checkpoint, args.device)
-    scores = score_duets(separator, duets) if args.duets else score_vggss(separator, items)
+    if args.duets:
+        entries, score = load_duets(args.duets), score_duets
+    else:
+        entries, score = vggss_items(args.vggss, args.videos), score_vggss
+    scores = score(Separator.from_checkpoint(args.checkpoint, args.device), entries[:args.limit])
     summary = summarize_localization(*scores[:3])
     summary["skipped"] = len(scores[3])
     if args.json:
