@@ -25,9 +25,10 @@ import numpy as np
 
 from avsep.errors import AvsepError
 
-# Headless, offline, quiet: no sandbox (containers run as root), no GPU, no background traffic.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+# Headless, offline, quiet: no sandbox (containers run as root), no GPU, no background traffic,
+# and shared memory in /tmp (a container's /dev/shm may be too small for the renderer).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def chromium_path() -> Optional[str]:
@@ -59,12 +60,14 @@ class AppPage:
 
     def __init__(self, browser, url: str, size=(1280, 860)):
         self.page = browser.new_page(viewport={"width": size[0], "height": size[1]})
-        self.responses: list = []
+        # Audio answers are taken from "requestfinished", never "response": a response's body()
+        # waits for its last byte, forever if the page dropped the request mid-way.
+        self.audio_requests: list = []
         self.errors: list[str] = []
         self.offsite: list[str] = []
         local = ("/".join(url.split("/")[:3]) + "/", "data:", "blob:")
         self.page.on("request", lambda r: None if r.url.startswith(local) else self.offsite.append(r.url))
-        self.page.on("response", lambda r: self.responses.append(r) if "/api/audio?" in r.url else None)
+        self.page.on("requestfinished", lambda r: self.audio_requests.append(r) if "/api/audio?" in r.url else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.goto(url)
 
@@ -95,18 +98,18 @@ class AppPage:
         return left + x / frame_w * shown_w * scale, top + y / frame_h * shown_h * scale
 
     def click_frame(self, x: float, y: float) -> None:
-        self.responses.clear()
+        self.audio_requests.clear()
         self.page.mouse.click(*self.frame_to_page(x, y))
 
     def drag_frame(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        self.responses.clear()
+        self.audio_requests.clear()
         self.page.mouse.move(*self.frame_to_page(x0, y0))
         self.page.mouse.down()
         self.page.mouse.move(*self.frame_to_page(x1, y1), steps=5)
         self.page.mouse.up()
 
     def choose_mode(self, mode: str) -> None:
-        self.responses.clear()
+        self.audio_requests.clear()
         self.page.check(f'input[name="mode"][value="{mode}"]')
 
     def received_audio(self, timeout_s: float = 60) -> tuple[int, np.ndarray, dict]:
@@ -114,7 +117,8 @@ class AppPage:
         samples, the query of the latest answer): the joined WAV bodies of the current query."""
         deadline = time.monotonic() + timeout_s
         while True:
-            current = [r for r in self.responses if r.status == 200]
+            answers = [r.response() for r in list(self.audio_requests)]
+            current = [r for r in answers if r is not None and r.status == 200]
             if current:
                 query = _query(current[-1].url)
                 mine = [r for r in current if _same_query(_query(r.url), query)]
