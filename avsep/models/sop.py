@@ -66,7 +66,16 @@ class SoundOfPixels(nn.Module):
         return self.sound_net(log_mix_mag)
 
     def visual_grid(self, frames: Tensor) -> Tensor:
-        """Activated visual vectors per cell, pooled over time: (B, 3, T, H, W) -> (B, K, h, w)."""
+        """Activated visual vectors per cell, pooled over time: (B, 3, T, H, W) -> (B, K, h, w).
+
+        With ``visual_centred`` the frames are first rolled half a cell up and left: every
+        stride-2 layer centres its output i on input 2i, so the network's cell i looks at pixel
+        ``i * stride``, the corner of the square that owner maps and regions give it; after the
+        roll it looks at the square's centre ``(i + 0.5) * stride``.
+        """
+        if self.cfg.visual_centred:
+            half = self.cfg.visual_stride // 2
+            frames = torch.roll(frames, (-half, -half), dims=(-2, -1))
         return self.frame_net(frames)
 
     def fine_visual_grid(self, frames: Tensor) -> Tensor:
@@ -77,11 +86,9 @@ class SoundOfPixels(nn.Module):
         the network did not already see, and rolling the frame by half a cell shifts this grid by
         exactly one cell. Costs four vision passes.
 
-        Where the cells look: every stride-2 layer of the ResNet centres its output i on input
-        pixel 2i, so the network's own cell i is centred on pixel ``i * stride``, half a cell
-        before the centre ``(i + 0.5) * stride`` that the maps and regions assume; and cell i of
-        this grid on pixel ``(i - 0.5) * stride / 2``, one fine cell before its assumed centre. A
-        grid re-centred by other rolls pointed worse on held-out duets (docs/separating.md).
+        Where the cells look: with ``visual_centred`` (see :meth:`visual_grid`) cell i of this
+        grid is centred on pixel ``(i + 0.5) * stride / 2``, as the maps assume; without it, one
+        fine cell before (docs/separating.md).
         """
         q = self.cfg.visual_stride // 4
         grids = {(dy, dx): self.visual_grid(torch.roll(frames, (dy, dx), dims=(-2, -1)))
@@ -99,11 +106,11 @@ class SoundOfPixels(nn.Module):
         image (flipped back), averaged: (B, 3, T, H, W) -> (B, K, 2h, 2w).
 
         Training flips views at random, so both are the network's reading of the same picture; the
-        result mirrors exactly with the picture. The mirrored grid's cells sit about one fine cell
-        after their assumed centres where the direct grid's sit one before (see
-        :meth:`fine_visual_grid`), so along the width the mean also spreads each place over two
-        fine cells. It pointed at sounding players as often or more often on each of 7
-        checkpoints (+2 points on average; docs/separating.md). Costs eight vision passes.
+        result mirrors exactly with the picture. (Without ``visual_centred`` the mirrored grid's
+        cells sit about one fine cell after their assumed centres where the direct grid's sit one
+        before, so along the width the mean also spreads each place over two fine cells.) It
+        pointed at sounding players as often or more often on each of 7 checkpoints (+2 points on
+        average; docs/separating.md). Costs eight vision passes.
         """
         mirrored = self.fine_visual_grid(torch.flip(frames, dims=(-1,))).flip(-1)
         return (self.fine_visual_grid(frames) + mirrored) / 2

@@ -171,6 +171,54 @@ def test_wrap_pads_as_torch_circular_padding_does_forward_and_backward():
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-4), (a - b).abs().max()
 
 
+def receptive_centre(model: SoundOfPixels, grid_of, cell: tuple[int, int], trials: int = 4) -> tuple[float, float]:
+    """Where a cell of the grid ``grid_of(frames)`` looks, in pixels (row, column): the circular centroid of
+    its gradient over the frame, for a ResNet whose convolutions all average their inputs (so
+    its receptive field has no direction of its own), over random frames."""
+    for module in model.frame_net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.constant_(module.weight, 1.0 / module.weight[0].numel())
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+    size = model.cfg.img_size
+    weight = torch.zeros(size, size)
+    torch.manual_seed(0)
+    for _ in range(trials):  # random frames: the max-pool's routing averages out
+        frames = torch.rand(1, 3, 1, size, size, requires_grad=True)
+        gradient, = torch.autograd.grad(grid_of(frames)[0, :, cell[0], cell[1]].sum(), frames)
+        weight += gradient.abs().sum(dim=(0, 1, 2))
+    turn = torch.exp(2j * torch.pi * torch.arange(size) / size)
+    return tuple(float(torch.angle((w * turn).sum()) % (2 * torch.pi) * size / (2 * torch.pi))
+                 for w in (weight.sum(1), weight.sum(0)))
+
+
+@pytest.mark.parametrize("centred", [False, True])
+def test_visual_centred_puts_each_cells_view_on_the_centre_of_its_square(centred):
+    # Activation "none" and no norm: the logits themselves, which the sigmoid would saturate here.
+    cfg = Config.from_dict({**Config.preset("small").to_dict(), "img_size": 224, "img_activation": "none",
+                            "visual_norm": "none", "visual_centred": centred})
+    model = SoundOfPixels(cfg).eval()
+    stride = cfg.visual_stride
+    for row, col in ((2, 3), (9, 12)):
+        seen = receptive_centre(model, model.visual_grid, (row, col))
+        # The squares' centres, which owner maps and regions assume; without the roll every
+        # stride-2 layer's centring on input 2i leaves the view half a cell before them.
+        expected = ((row + 0.5) * stride, (col + 0.5) * stride) if centred else (row * stride, col * stride)
+        assert seen == pytest.approx(expected, abs=1.0)
+    # The map grids, built from visual_grid, at half the stride: one fine cell before without the roll.
+    for grid_of in (model.fine_visual_grid, model.map_grid):
+        row, col = 11, 20
+        expected = [(i + 0.5) * stride / 2 - (0 if centred else stride / 2) for i in (row, col)]
+        if grid_of == model.map_grid and not centred:
+            continue  # the mirrored pass is off the other way: the mean sits between the two
+        assert receptive_centre(model, grid_of, (row, col)) == pytest.approx(expected, abs=1.0)
+
+
+def test_visual_centred_needs_circular_padding():
+    with pytest.raises(AvsepError, match="visual_centred needs visual_padding=circular"):
+        Config.from_dict({**Config.preset("sop").to_dict(), "visual_centred": True})
+
+
 def test_the_fine_grid_shifts_by_one_cell_when_the_picture_shifts_by_half_a_cell():
     torch.manual_seed(0)
     model = SoundOfPixels(Config.preset("small").replace(channels=8, resnet_width=8)).eval()

@@ -112,8 +112,10 @@ def test_an_18_db_quieter_duet_gives_the_same_stems_quieter(separator, held_out)
     loud = separator.analyze(VideoClip(audio, rate, frames, float(entry["fps"])), progress=False)
     quiet = separator.analyze(VideoClip(audio * gain, rate, frames, float(entry["fps"])), progress=False)
     clicks_loud, clicks_quiet = score_clicks(loud, entry), score_clicks(quiet, entry)
+    # The same results, not good ones: how well clicks separate is test_clicks_...'s, over 12
+    # duets; on this one duet the quickstart's model gains on one player and loses on the other.
     np.testing.assert_allclose(clicks_quiet["SDR"], clicks_loud["SDR"], atol=0.05)
-    assert np.median(np.array(clicks_quiet["SDR"]) - np.array(clicks_quiet["mixture_SDR"])) > 0
+    np.testing.assert_allclose(clicks_quiet["mixture_SDR"], clicks_loud["mixture_SDR"], atol=0.05)
     for point in clicks_loud["point"]:
         np.testing.assert_allclose(quiet.separate(point=point), gain * loud.separate(point=point), atol=1e-4 * gain)
     assert score_pointing(quiet, entry)["hit"] == score_pointing(loud, entry)["hit"]
