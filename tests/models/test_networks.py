@@ -334,3 +334,35 @@ def test_imagenet_weights_load_into_the_stages_that_run(monkeypatch):
     three = FrameNet(channels=8, width=64, stages=3)
     assert three.load_imagenet()
     assert torch.equal(three.layer3[0].conv1.weight, full.layer3[0].conv1.weight)
+
+
+def gradient_share_near(model: SoundOfPixels, cell: tuple[int, int], radius: float, trials: int = 4) -> float:
+    """The share of a cell's gradient over the frame that lies within ``radius`` pixels (circular,
+    along each axis) of the centre of its square, for averaging convolutions as in
+    :func:`receptive_centre`."""
+    for module in model.frame_net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.constant_(module.weight, 1.0 / module.weight[0].numel())
+    size, stride = model.cfg.img_size, model.cfg.visual_stride
+    weight = torch.zeros(size, size)
+    torch.manual_seed(0)
+    for _ in range(trials):
+        frames = torch.rand(1, 3, 1, size, size, requires_grad=True)
+        gradient, = torch.autograd.grad(model.visual_grid(frames)[0, :, cell[0], cell[1]].sum(), frames)
+        weight += gradient.abs().sum(dim=(0, 1, 2))
+    pixels = torch.arange(size) + 0.5
+    near = [((pixels - (i + 0.5) * stride).abs().remainder(size).minimum(
+        size - (pixels - (i + 0.5) * stride).abs().remainder(size)) <= radius) for i in cell]
+    return float(weight[near[0][:, None] & near[1][None, :]].sum() / weight.sum())
+
+
+def test_three_resnet_stages_keep_more_of_a_cells_view_near_its_square():
+    # What `resnet_stages` is for: a cell that sees less of the frame around it describes its own
+    # place (docs/training.md, "Cells that see less around them"; benchmarks/probe_receptive_field.py
+    # measures trained models).
+    shares = {}
+    for stages in (3, 4):
+        cfg = Config.from_dict({**Config.preset("small").to_dict(), "img_size": 224, "img_activation": "none",
+                                "visual_norm": "none", "resnet_stages": stages})
+        shares[stages] = gradient_share_near(SoundOfPixels(cfg).eval(), (6, 7), radius=1.5 * cfg.visual_stride)
+    assert shares[3] > shares[4] + 0.1, shares
