@@ -161,21 +161,33 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nreport:     {report['held_out']['report']}")
     print(f"separated:  {', '.join(str(p) for p in written)}")
     print(f"checkpoint: {best}    total time {(time.monotonic() - began) / 60:.1f} min")
-    hint = take_off_hint(report, trained)
+    hint = take_off_hint(report, trained, work / "run")
     if hint:
         print("\n" + hint)
     return 0
 
 
 TAKE_OFF_DB = 3.0   # validation gain below which a run has not started to separate (docs/training.md)
+TRANSFER_DB = 6.0   # held-out solo-pair gain that issue 7 asks of the quickstart's model
 
 
-def take_off_hint(report: dict, steps: int) -> str | None:
-    """What to do when the model has not yet started to separate (None when it has)."""
-    inside = report["in_distribution"]
+def take_off_hint(report: dict, steps: int, run_dir: Path = Path("avsep_quickstart/run")) -> str | None:
+    """What to do when the model has not yet started to separate, or separates the videos of its
+    training pools but transfers weakly to held-out scenes (None when neither)."""
+    inside, held = (report[k] for k in ("in_distribution", "held_out"))
     gain = inside["model"]["SDR"]["median"] - inside["mixture"]["SDR"]["median"]
-    if gain >= TAKE_OFF_DB:
+    if gain < TAKE_OFF_DB:
+        return (f"note: the model gains only {gain:+.2f} dB on validation videos after {steps} steps: it has not "
+                f"yet started to separate, which on some draws of the data takes up to 3,000 steps or more. Run "
+                f"the same command with --steps {max(steps + 1600, 4000)} to continue this run (see "
+                f"docs/training.md, 'take-off').")
+    transfer = held["model"]["SDR"]["median"] - held["mixture"]["SDR"]["median"]
+    if transfer >= TRANSFER_DB:
         return None
-    return (f"note: the model gains only {gain:+.2f} dB on validation videos after {steps} steps: it has not yet "
-            f"started to separate, which on some draws of the data takes up to 3,000 steps or more. Run the same "
-            f"command with --steps {max(steps + 1600, 4000)} to continue this run (see docs/training.md, 'take-off').")
+    # On the one late run measured, 1,000 more steps raised its solo pairs but lowered its clicks
+    # and pointing, and best.pt stayed where it was (docs/training.md, "A second data draw with
+    # the centred preset"); when a run takes off depends on its initialisation as well as on the data.
+    return (f"note: the model gains {gain:+.2f} dB on validation videos but only {transfer:+.2f} dB on held-out "
+            f"scenes after {steps} steps: it began to separate late. Another initialisation may take off sooner: "
+            f"remove {run_dir} and run the same command with --set seed=7 (docs/training.md, 'A second data "
+            f"draw', says what more steps did to such a run).")

@@ -64,6 +64,25 @@ def test_quickstart_end_to_end(tmp_path):
     assert again.returncode == 0 and "already trained" in again.stdout
 
 
+def scores(validation_db: float, held_out_db: float) -> dict:
+    """A report's solo-pair parts as generalization_report writes them (mixtures at 0.1 dB)."""
+    def summary(model_db: float) -> dict:
+        return {"model": {"SDR": {"median": model_db}}, "mixture": {"SDR": {"median": 0.1}}}
+    return {"in_distribution": summary(validation_db), "held_out": summary(held_out_db)}
+
+
+def test_the_quickstart_hints_to_continue_a_run_that_has_not_taken_off_or_transfers_weakly():
+    from avsep.cli.quickstart import take_off_hint
+
+    not_started = take_off_hint(scores(2.0, 1.0), 3350)
+    assert "+1.90 dB on validation" in not_started and "--steps 4950" in not_started
+    weak = take_off_hint(scores(7.6, 4.6), 3350, Path("qs/run"))
+    assert "+7.50 dB on validation" in weak and "+4.50 dB on held-out" in weak and "remove qs/run" in weak
+    assert "--set seed=7" in weak
+    assert take_off_hint(scores(9.0, 8.5), 3350) is None
+    assert "--steps 4000" in take_off_hint(scores(0.5, 0.2), 30)
+
+
 def test_quickstart_rejects_bad_arguments(tmp_path):
     result = avsep("quickstart", "--workdir", str(tmp_path), "--per-label", "2")
     assert result.returncode == 2 and "--per-label" in result.stderr and "Traceback" not in result.stderr
