@@ -11,6 +11,9 @@ wide as high), and three cells (left, centre, upper right) over ``--trials`` fra
 A share near 1 at 16 pixels means the cell describes its own place; a small one means it
 describes the frame around it, so that the energy maps can put a player's sound on a silent
 object beside it (docs/training.md, "Cells that see less around them").
+
+Distances are from the centre of each cell's square, where a model with ``visual_centred`` looks;
+a model without it looks half a cell before (up and left), so its shares come out lower by that shift.
 """
 from __future__ import annotations
 
@@ -79,6 +82,10 @@ def main() -> None:
         models.append((f"untrained {args.preset} {' '.join(args.set)}".strip(), SoundOfPixels(cfg)))
     if not models:
         parser.error("give --checkpoint or --preset")
+    if args.set and not args.preset:
+        parser.error("--set changes --preset: give --preset too")
+    if args.trials < 1:
+        parser.error("--trials must be at least 1")
     print("share of a cell's gradient within " + ", ".join(f"{r} px" for r in RADII))
     for name, model in models:
         shares = gradient_shares(model.eval(), args.trials)

@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nreport:     {report['held_out']['report']}")
     print(f"separated:  {', '.join(str(p) for p in written)}")
     print(f"checkpoint: {best}    total time {(time.monotonic() - began) / 60:.1f} min")
-    hint = take_off_hint(report, trained, work / "run")
+    hint = take_off_hint(report, trained, work / "run", Config.load(work / "run" / "config.json").seed)
     if hint:
         print("\n" + hint)
     return 0
@@ -171,9 +171,10 @@ TAKE_OFF_DB = 3.0   # validation gain below which a run has not started to separ
 TRANSFER_DB = 6.0   # held-out solo-pair gain that issue 7 asks of the quickstart's model
 
 
-def take_off_hint(report: dict, steps: int, run_dir: Path = Path("avsep_quickstart/run")) -> str | None:
+def take_off_hint(report: dict, steps: int, run_dir: Path, seed: int) -> str | None:
     """What to do when the model has not yet started to separate, or separates the videos of its
-    training pools but transfers weakly to held-out scenes (None when neither)."""
+    training pools but transfers weakly to held-out scenes (None when neither). ``steps`` is how
+    many the run has trained, ``seed`` its configuration's initialisation seed."""
     inside, held = (report[k] for k in ("in_distribution", "held_out"))
     gain = inside["model"]["SDR"]["median"] - inside["mixture"]["SDR"]["median"]
     if gain < TAKE_OFF_DB:
@@ -184,10 +185,13 @@ def take_off_hint(report: dict, steps: int, run_dir: Path = Path("avsep_quicksta
     transfer = held["model"]["SDR"]["median"] - held["mixture"]["SDR"]["median"]
     if transfer >= TRANSFER_DB:
         return None
+    if steps < DEFAULT_STEPS:  # stopped early (--steps or --minutes): the preset's steps come first
+        return (f"note: the model gains only {transfer:+.2f} dB on held-out scenes after {steps} steps. Run the "
+                f"same command with --steps {DEFAULT_STEPS} to continue this run to the quickstart's default.")
     # On the one late run measured, 1,000 more steps raised its solo pairs but lowered its clicks
     # and pointing, and best.pt stayed where it was (docs/training.md, "A second data draw with
     # the centred preset"); when a run takes off depends on its initialisation as well as on the data.
     return (f"note: the model gains {gain:+.2f} dB on validation videos but only {transfer:+.2f} dB on held-out "
-            f"scenes after {steps} steps: it began to separate late. Another initialisation may take off sooner: "
-            f"remove {run_dir} and run the same command with --set seed=7 (docs/training.md, 'A second data "
-            f"draw', says what more steps did to such a run).")
+            f"scenes after {steps} steps: it may have begun to separate late. Another initialisation may take off "
+            f"sooner: remove {run_dir} and run the same command with --set seed={seed + 1} (docs/training.md, "
+            f"'A second data draw', says what more steps did to such a run).")
