@@ -42,7 +42,7 @@ def gradient_shares(model: SoundOfPixels, trials: int = 4) -> dict[int, float]:
     generator = torch.Generator().manual_seed(0)
     for _ in range(trials):
         frames = (torch.rand(1, 3, 1, height, width, generator=generator) * 2 - 1).requires_grad_(True)
-        logits = model.frame_net.grid(centred(frames, cfg))            # (1, K, 1, h, w)
+        logits = model.frame_net.grid(model.network_frames(frames))    # (1, K, 1, h, w)
         h, w = logits.shape[-2:]
         for row, col in ((h // 2, w // 4), (h // 2, w // 2), (2, 3 * w // 4)):
             gradient, = torch.autograd.grad((logits[0, :, 0, row, col] ** 2).sum(), frames, retain_graph=True)
@@ -52,14 +52,6 @@ def gradient_shares(model: SoundOfPixels, trials: int = 4) -> dict[int, float]:
             for radius in RADII:
                 shares[radius].append(float(weight[np.maximum(dy, dx) <= radius].sum() / weight.sum()))
     return {r: float(np.mean(v)) for r, v in shares.items()}
-
-
-def centred(frames: torch.Tensor, cfg: Config) -> torch.Tensor:
-    """The frames as :meth:`SoundOfPixels.visual_grid` gives them to the network."""
-    if not cfg.visual_centred:
-        return frames
-    half = cfg.visual_stride // 2
-    return torch.roll(frames, (-half, -half), dims=(-2, -1))
 
 
 def circular_distance(positions: np.ndarray, centre: float, size: int) -> np.ndarray:

@@ -73,10 +73,15 @@ class SoundOfPixels(nn.Module):
         ``i * stride``, the corner of the square that owner maps and regions give it; after the
         roll it looks at the square's centre ``(i + 0.5) * stride``.
         """
-        if self.cfg.visual_centred:
-            half = self.cfg.visual_stride // 2
-            frames = torch.roll(frames, (-half, -half), dims=(-2, -1))
-        return self.frame_net(frames)
+        return self.frame_net(self.network_frames(frames))
+
+    def network_frames(self, frames: Tensor) -> Tensor:
+        """The frames as the vision network receives them: rolled half a cell up and left with
+        ``visual_centred`` (see :meth:`visual_grid`), else unchanged; (B, 3, T, H, W)."""
+        if not self.cfg.visual_centred:
+            return frames
+        half = self.cfg.visual_stride // 2
+        return torch.roll(frames, (-half, -half), dims=(-2, -1))
 
     def fine_visual_grid(self, frames: Tensor) -> Tensor:
         """The visual grid at half the stride: (B, 3, T, H, W) -> (B, K, 2h, 2w).

@@ -171,10 +171,10 @@ def test_wrap_pads_as_torch_circular_padding_does_forward_and_backward():
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-4), (a - b).abs().max()
 
 
-def receptive_centre(model: SoundOfPixels, grid_of, cell: tuple[int, int], trials: int = 4) -> tuple[float, float]:
-    """Where a cell of the grid ``grid_of(frames)`` looks, in pixels (row, column): the circular centroid of
-    its gradient over the frame, for a ResNet whose convolutions all average their inputs (so
-    its receptive field has no direction of its own), over random frames."""
+def averaged_gradient(model: SoundOfPixels, grid_of, cell: tuple[int, int], trials: int = 4) -> torch.Tensor:
+    """|d cell / d pixels| of a cell of the grid ``grid_of(frames)``, summed over channels and
+    random square frames, (size, size), for a ResNet whose convolutions all average their inputs
+    (so its receptive field has no direction of its own)."""
     for module in model.frame_net.modules():
         if isinstance(module, torch.nn.Conv2d):
             torch.nn.init.constant_(module.weight, 1.0 / module.weight[0].numel())
@@ -187,6 +187,14 @@ def receptive_centre(model: SoundOfPixels, grid_of, cell: tuple[int, int], trial
         frames = torch.rand(1, 3, 1, size, size, requires_grad=True)
         gradient, = torch.autograd.grad(grid_of(frames)[0, :, cell[0], cell[1]].sum(), frames)
         weight += gradient.abs().sum(dim=(0, 1, 2))
+    return weight
+
+
+def receptive_centre(model: SoundOfPixels, grid_of, cell: tuple[int, int]) -> tuple[float, float]:
+    """Where a cell of the grid ``grid_of(frames)`` looks, in pixels (row, column): the circular
+    centroid of :func:`averaged_gradient`."""
+    weight = averaged_gradient(model, grid_of, cell)
+    size = model.cfg.img_size
     turn = torch.exp(2j * torch.pi * torch.arange(size) / size)
     return tuple(float(torch.angle((w * turn).sum()) % (2 * torch.pi) * size / (2 * torch.pi))
                  for w in (weight.sum(1), weight.sum(0)))
@@ -336,23 +344,14 @@ def test_imagenet_weights_load_into_the_stages_that_run(monkeypatch):
     assert torch.equal(three.layer3[0].conv1.weight, full.layer3[0].conv1.weight)
 
 
-def gradient_share_near(model: SoundOfPixels, cell: tuple[int, int], radius: float, trials: int = 4) -> float:
-    """The share of a cell's gradient over the frame that lies within ``radius`` pixels (circular,
-    along each axis) of the centre of its square, for averaging convolutions as in
-    :func:`receptive_centre`."""
-    for module in model.frame_net.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.constant_(module.weight, 1.0 / module.weight[0].numel())
+def gradient_share_near(model: SoundOfPixels, cell: tuple[int, int], radius: float) -> float:
+    """The share of a cell's :func:`averaged_gradient` that lies within ``radius`` pixels (circular,
+    along each axis) of the centre of its square."""
+    weight = averaged_gradient(model, model.visual_grid, cell)
     size, stride = model.cfg.img_size, model.cfg.visual_stride
-    weight = torch.zeros(size, size)
-    torch.manual_seed(0)
-    for _ in range(trials):
-        frames = torch.rand(1, 3, 1, size, size, requires_grad=True)
-        gradient, = torch.autograd.grad(model.visual_grid(frames)[0, :, cell[0], cell[1]].sum(), frames)
-        weight += gradient.abs().sum(dim=(0, 1, 2))
     pixels = torch.arange(size) + 0.5
-    near = [((pixels - (i + 0.5) * stride).abs().remainder(size).minimum(
-        size - (pixels - (i + 0.5) * stride).abs().remainder(size)) <= radius) for i in cell]
+    distances = [(pixels - (i + 0.5) * stride).abs().remainder(size) for i in cell]
+    near = [torch.minimum(d, size - d) <= radius for d in distances]
     return float(weight[near[0][:, None] & near[1][None, :]].sum() / weight.sum())
 
 
