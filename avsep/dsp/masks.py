@@ -137,19 +137,23 @@ def _best_cell_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Co
 
 
 def contrast_loss(vectors: Tensor, sound: Tensor, targets: Tensor, weight: Tensor, scale: Tensor,
-                  temperature: float = 0.1) -> Tensor:
+                  labels: Tensor | None = None, temperature: float = 0.1) -> Tensor:
     """Audio-visual correspondence across the batch: each source's visual vector must be closer to
     the audio features of its own bins than to those of every other source of the batch.
 
     The audio embedding of a source is the U-Net's features averaged over the bins where it is the
     loudest (its target mask), weighted like the mask loss. Positives are a video and its own
-    sound; negatives are all the other sources of the batch. No labels are used. This gives the
-    vision network a signal from the first step, where the mask loss alone leaves both sources'
-    masks at 0.5 until vision and audio have found each other.
+    sound; negatives are the other sources of the batch, except those of the same label when
+    ``labels`` are given: a second violin is not a wrong answer for a violin, and counting it as
+    one would teach the vision network to tell videos apart (their backgrounds) instead of
+    instruments. Labels are used only as mixing uses them, to say which sources are of one kind.
+    This gives the vision network a signal from the first step, where the mask loss alone leaves
+    both sources' masks at 0.5 until vision and audio have found each other.
 
     Args:
         vectors: (B, N, K) pooled visual vectors; sound: (B, K, F, T) audio features;
-        targets: (B, N, F, T) target masks; weight: (B, 1, F, T); scale: (K,) synthesizer scale.
+        targets: (B, N, F, T) target masks; weight: (B, 1, F, T); scale: (K,) synthesizer scale;
+        labels: (B, N) label ids, or None (every other source is a negative).
     """
     mass = targets * weight
     audio = torch.einsum("bnft,bkft->bnk", mass, sound) / mass.sum(dim=(2, 3)).clamp_min(1e-6)[..., None]
@@ -158,8 +162,12 @@ def contrast_loss(vectors: Tensor, sound: Tensor, targets: Tensor, weight: Tenso
     visual = F.normalize(visual - visual.mean(dim=0, keepdim=True), dim=-1)
     audio = F.normalize(audio - audio.mean(dim=0, keepdim=True), dim=-1)
     logits = visual @ audio.T / temperature
-    labels = torch.arange(len(logits), device=logits.device)
-    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+    if labels is not None:
+        kinds = labels.flatten()
+        same_kind = (kinds[:, None] == kinds[None, :]) & ~torch.eye(len(kinds), dtype=torch.bool, device=kinds.device)
+        logits = logits.masked_fill(same_kind, -torch.inf)
+    own = torch.arange(len(logits), device=logits.device)
+    return (F.cross_entropy(logits, own) + F.cross_entropy(logits.T, own)) / 2
 
 
 def masks_to_audio(masks: Tensor, mix_spec: Tensor, cfg: Config, length: int) -> Tensor:

@@ -101,6 +101,21 @@ def test_contrast_loss_gives_gradients_to_both_networks():
     assert vectors.grad.abs().sum() > 0 and sound.grad.abs().sum() > 0
 
 
+def test_contrast_loss_does_not_count_a_source_of_the_same_label_as_a_wrong_answer():
+    # Sources 0 and 2 are of one kind (two violins): they look alike and sound alike, which is
+    # right, so with their labels the loss is as low as for four distinct instruments, and
+    # without them the look-alike counts against both.
+    vectors, sound, targets, weight, scale = _contrast_case(True)
+    vectors[1, 0] = vectors[0, 0]
+    sound[1, 0], sound[1, 2] = sound[1, 2], 0.0     # source (1, 0)'s sound moves to source (0, 0)'s channel
+    labels = torch.tensor([[0, 1], [0, 2]])
+    distinct = contrast_loss(*_contrast_case(True))
+    with_labels = contrast_loss(vectors, sound, targets, weight, scale, labels)
+    without = contrast_loss(vectors, sound, targets, weight, scale)
+    assert with_labels < 0.1 < without
+    assert with_labels == pytest.approx(float(distinct), abs=1e-3)
+
+
 def _split_sources():
     """Two sources, one cell each in view 0/1, whose targets each cover half of the bins."""
     targets = torch.zeros(1, 2, 4, 4)
