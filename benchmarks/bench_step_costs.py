@@ -7,6 +7,12 @@
 * The binary target masks: ``argmax`` over the sources (dimension 1 of (B, N, F, T)) against the
   running comparison :func:`avsep.dsp.masks.target_masks` uses.
 
+* The warped magnitudes of a batch's mixtures and sources: ``warp(spec.abs())`` against
+  :func:`avsep.dsp.spectrogram.warped_magnitude` (only the rows the warp reads, sqrt(re^2 + im^2)).
+* A whole training step of the model (forward, backward, Adam; bf16 autocast as the quickstart
+  trains on a CPU with native bfloat16, fp32 with ``--fp32``), with the U-Net's features left in
+  channels-last and the magnitudes as before, against the step as it is.
+
 With ``--data`` (a preprocessed folder), also the time to build a whole training item with
 each equaliser. Medians of ``--rounds`` alternating rounds.
 """
@@ -26,7 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import avsep.data.augment as augment  # noqa: E402
 from avsep.config import Config  # noqa: E402
+import avsep.dsp.inputs as inputs  # noqa: E402
 from avsep.dsp.masks import target_masks  # noqa: E402
+from avsep.dsp.spectrogram import stft, warp, warped_magnitude  # noqa: E402
+from avsep.models.sop import SoundOfPixels  # noqa: E402
+from avsep.training.trainer import training_loss  # noqa: E402
 
 
 def numpy_eq(audio: np.ndarray, sample_rate: int, max_db: float, rng: np.random.Generator) -> np.ndarray:
@@ -42,6 +52,39 @@ def argmax_targets(source_mags: torch.Tensor) -> torch.Tensor:
     """The binary targets as they were: argmax over the sources."""
     index = torch.arange(source_mags.shape[1]).view(1, -1, 1, 1)
     return (source_mags.argmax(dim=1, keepdim=True) == index).to(source_mags.dtype)
+
+
+def abs_then_warp(spec: torch.Tensor, cfg: Config) -> torch.Tensor:
+    """The warped magnitude as it was: torch's complex abs of every row, then the warp."""
+    return warp(spec.abs(), cfg)
+
+
+def step_timer(cfg: Config, before: bool, autocast: bool) -> Callable[[], object]:
+    """One training step of a fresh model on a random batch, as it was (``before``) or as it is."""
+    torch.manual_seed(0)
+    model = SoundOfPixels(cfg)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    batch_size, num, grid = cfg.batch_size, cfg.num_mix, cfg.grid_size
+    batch = {"mix": torch.randn(batch_size, cfg.audio_len) * 0.1,
+             "sources": torch.randn(batch_size, num, cfg.audio_len) * 0.05,
+             "frames": torch.randn(batch_size, num, 3, cfg.num_frames, cfg.img_size, cfg.img_size),
+             "owner": torch.arange(num).view(1, num, 1, 1).expand(batch_size, num, grid, grid).contiguous(),
+             "labels": torch.arange(num).repeat(batch_size, 1)}
+    features = SoundOfPixels.sound_features
+
+    def step() -> None:
+        if before:  # the U-Net's channels-last output as it was, and the magnitudes as they were
+            SoundOfPixels.sound_features = lambda self, log_mix_mag: self.sound_net(log_mix_mag)
+            inputs.warped_magnitude = abs_then_warp
+        try:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                loss = training_loss(model, batch, cfg, torch.device("cpu"))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        finally:
+            SoundOfPixels.sound_features, inputs.warped_magnitude = features, warped_magnitude
+    return step
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:
@@ -62,6 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, help="a preprocessed folder (train.csv): also time whole items")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--fp32", action="store_true", help="time the model step in fp32 instead of bf16 autocast")
     args = parser.parse_args()
     torch.set_num_threads(2)
     cfg = Config.preset("small")
@@ -74,6 +118,13 @@ def main() -> None:
     assert torch.equal(argmax_targets(mags), target_masks(mags, mags.sum(1, keepdim=True), "binary"))
     alternate(f"binary targets, {tuple(mags.shape)}", lambda: argmax_targets(mags),
               lambda: target_masks(mags, mags, "binary"), args.rounds, 10)
+    spec = stft(torch.randn(cfg.batch_size * (cfg.num_mix + 1), cfg.audio_len) * 0.1, cfg)
+    assert torch.allclose(abs_then_warp(spec, cfg), warped_magnitude(spec, cfg), rtol=1e-5, atol=1e-7)
+    alternate(f"warped magnitudes, {tuple(spec.shape)} complex", lambda: abs_then_warp(spec, cfg),
+              lambda: warped_magnitude(spec, cfg), args.rounds, 10)
+    precision = "fp32" if args.fp32 else "bf16"
+    alternate(f"model training step, batch {cfg.batch_size}, {precision}", step_timer(cfg, True, not args.fp32),
+              step_timer(cfg, False, not args.fp32), args.rounds, 4)
     if args.data:
         torch.set_num_threads(1)  # as in a loader worker
         import avsep.data.mixtures as mixtures

@@ -25,7 +25,7 @@ from PIL import Image
 from torch import Tensor
 
 from avsep.config import Config
-from avsep.dsp.spectrogram import stft, warp
+from avsep.dsp.spectrogram import stft, warped_magnitude
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -129,10 +129,10 @@ def mixture_features(mix: Tensor, cfg: Config, sources: Tensor | None = None) ->
     """Spectrogram features of mixtures (B, n), already at ``target_rms``, and optionally of
     their sources (B, N, n)."""
     mix_spec = stft(mix, cfg)
-    mix_mag = warp(mix_spec.abs(), cfg).unsqueeze(1)
+    mix_mag = warped_magnitude(mix_spec, cfg).unsqueeze(1)
     if sources is None:
         return MixtureFeatures(mix_spec=mix_spec, mix_mag=mix_mag)
     batch, num = sources.shape[:2]
     source_spec = stft(sources.reshape(batch * num, -1), cfg).view(batch, num, *mix_spec.shape[1:])
-    source_mags = warp(source_spec.abs(), cfg)
+    source_mags = warped_magnitude(source_spec, cfg)
     return MixtureFeatures(mix_spec=mix_spec, mix_mag=mix_mag, source_mags=source_mags, source_spec=source_spec)

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from avsep.config import QUERY_POOLS, Config
 from avsep.dsp.masks import masks_to_audio
-from avsep.dsp.spectrogram import warp
+from avsep.dsp.spectrogram import warped_magnitude
 from avsep.errors import AvsepError
 from avsep.inference.regions import Box, BoxTrack, Point, Region, cells, check_region, region_at
 
@@ -168,7 +168,7 @@ class Analysis:
         with torch.no_grad():
             grid = self.grids[f] if self.map_grids is None else self.map_grids[f]
             logits = self.model.synthesizer.per_pixel(grid[None], self.sound[w][None])[0]
-            energy = warp(self.mix_spec[w].abs(), self.cfg) ** 2            # (F, T)
+            energy = warped_magnitude(self.mix_spec[w], self.cfg) ** 2            # (F, T)
             centre = (time * self.sample_rate - self.starts[w]) / self.cfg.stft_hop
             half = 0.5 * self.sample_rate / self.cfg.stft_hop               # half a second of frames
             frames = torch.arange(energy.shape[-1], dtype=torch.float32)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +7,7 @@ import torch
 from avsep.config import Config
 from avsep.data.mixtures import MixtureDataset, fixed_mixtures, make_loader
 from avsep.errors import AvsepError
-from avsep.data.index import read_index
+from avsep.data.index import IndexRow, read_index
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +84,18 @@ def test_fixed_mixtures_are_seeded_distinct_and_never_repeat_a_label(tiny_datase
     # 3 labels of 2 videos hold 12 distinct pairs: asking for more gives those 12, each once.
     every = fixed_mixtures(rows, 2, 50, seed=3)
     assert len(every) == 12 and len({tuple(sorted(g)) for g in every}) == 12
+
+
+def test_fixed_mixtures_use_every_video_about_equally_often():
+    # One violin among 17 validation videos: drawn label first, it would be in about 2 of every
+    # 5 pairs (9 of 24) and could decide the median alone.
+    labels = ["violin"] + [label for label in ("drum", "flute", "guitar", "saxophone") for _ in range(4)]
+    rows = [IndexRow(Path(f"a{i}.wav"), Path(f"f{i}"), 64, label) for i, label in enumerate(labels)]
+    groups = fixed_mixtures(rows, 2, 24, seed=1234)
+    uses = np.bincount(np.concatenate(groups), minlength=len(rows))
+    assert len(groups) == 24 and uses[0] <= 4
+    assert uses.max() - uses.min() <= 2
+    assert all(rows[a].label != rows[b].label for a, b in groups)
 
 
 def test_evaluation_views_are_owned_by_their_source(tiny_dataset, cfg):

@@ -5,7 +5,7 @@ import torch
 
 from avsep.config import Config
 from avsep.dsp.inputs import mixture_features
-from avsep.dsp.spectrogram import istft, stft, unwarp, warp, warp_positions
+from avsep.dsp.spectrogram import istft, stft, unwarp, warp, warp_positions, warped_magnitude
 
 
 @pytest.mark.parametrize("preset", ["sop", "small"])
@@ -23,6 +23,16 @@ def test_sop_spectrogram_is_256_by_256():
     assert features.mix_spec.shape == (1, 512, 256)
     assert features.mix_mag.shape == (1, 1, 256, 256)
     assert features.source_mags.shape == (1, 2, 256, 256)
+
+
+@pytest.mark.parametrize("preset,log_freq", [("sop", True), ("small", True), ("small", False)])
+def test_warped_magnitude_is_the_warp_of_the_magnitude(preset, log_freq):
+    # It reads only the rows the warp needs: every output row must still match.
+    cfg = Config.preset(preset).replace(log_freq=log_freq)
+    spec = stft(torch.randn(2, 3, cfg.audio_len).flatten(0, 1) * 0.1, cfg).view(2, 3, cfg.linear_bins, -1)
+    expected = warp(spec.abs(), cfg)
+    assert warped_magnitude(spec, cfg).shape == expected.shape == (2, 3, cfg.freq_bins, cfg.time_frames)
+    assert torch.allclose(warped_magnitude(spec, cfg), expected, rtol=1e-5, atol=1e-7)
 
 
 def test_warp_is_log_spaced_and_monotonic():
