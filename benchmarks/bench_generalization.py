@@ -36,6 +36,7 @@ from avsep.errors import AvsepError  # noqa: E402
 from avsep.evaluation.heldout import format_report, generalization_report  # noqa: E402
 from avsep.evaluation.tables import json_safe  # noqa: E402
 from avsep.synth.demo import prepare_demo  # noqa: E402
+from avsep.synth.instruments import DEFAULT_PER_LABEL  # noqa: E402
 from avsep.training.engine import PRECISION_CHOICES  # noqa: E402
 from avsep.training.trainer import Trainer  # noqa: E402
 from avsep.utils import atomic_write_text  # noqa: E402
@@ -76,7 +77,8 @@ def main() -> None:
                         "(its configuration, where --set may change only what `avsep train --resume` "
                         "takes: the sparsity options) and train it to --steps")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--per-label", type=int, default=16)
+    parser.add_argument("--per-label", type=int, default=DEFAULT_PER_LABEL,
+                        help=f"training-pool solo videos per instrument (default: the quickstart's {DEFAULT_PER_LABEL})")
     parser.add_argument("--train-seconds", type=float, default=8.0, help="length of the training-pool videos")
     parser.add_argument("--heldout-per-label", type=int, default=6)
     parser.add_argument("--duets", type=int, default=48,

@@ -20,6 +20,7 @@ from typing import Sequence
 from avsep.config import Config
 from avsep.data.preprocess import DEFAULT_MIN_SECONDS, format_summary, preprocess
 from avsep.errors import AvsepError
+from avsep.synth.instruments import DEFAULT_PER_LABEL
 
 
 # One clip of the `small` preset, which the demo trains: the shortest training video it can use.
@@ -33,7 +34,7 @@ class DemoData:
     duets: list             # held-out duet entries with absolute paths
 
 
-def prepare_demo(workdir: str | Path, labels: Sequence[str] | None = None, per_label: int = 16,
+def prepare_demo(workdir: str | Path, labels: Sequence[str] | None = None, per_label: int = DEFAULT_PER_LABEL,
                  heldout_per_label: int = 6, duets: int = 12, seconds: float = 8.0, seed: int = 0,
                  workers: int = 2, verbose: bool = True, train_seconds: float | None = None) -> DemoData:
     """Generate and preprocess the demo data (see the module docstring).
