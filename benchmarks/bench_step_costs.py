@@ -10,8 +10,8 @@
 * The warped magnitudes of a batch's mixtures and sources: ``warp(spec.abs())`` against
   :func:`avsep.dsp.spectrogram.warped_magnitude` (only the rows the warp reads, sqrt(re^2 + im^2)).
 * A whole training step of the model (forward, backward, Adam; bf16 autocast as the quickstart
-  trains on a CPU with native bfloat16, fp32 with ``--fp32``), with the U-Net's features left in
-  channels-last and the magnitudes as before, against the step as it is.
+  trains on a CPU with native bfloat16, fp32 with ``--fp32``) with the magnitudes as before,
+  against the step as it is.
 
 With ``--data`` (a preprocessed folder), also the time to build a whole training item with
 each equaliser. Medians of ``--rounds`` alternating rounds.
@@ -70,11 +70,9 @@ def step_timer(cfg: Config, before: bool, autocast: bool) -> Callable[[], object
              "frames": torch.randn(batch_size, num, 3, cfg.num_frames, cfg.img_size, cfg.img_size),
              "owner": torch.arange(num).view(1, num, 1, 1).expand(batch_size, num, grid, grid).contiguous(),
              "labels": torch.arange(num).repeat(batch_size, 1)}
-    features = SoundOfPixels.sound_features
 
     def step() -> None:
-        if before:  # the U-Net's channels-last output as it was, and the magnitudes as they were
-            SoundOfPixels.sound_features = lambda self, log_mix_mag: self.sound_net(log_mix_mag)
+        if before:  # the magnitudes as they were
             inputs.warped_magnitude = abs_then_warp
         try:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
@@ -83,7 +81,7 @@ def step_timer(cfg: Config, before: bool, autocast: bool) -> Callable[[], object
             loss.backward()
             optimizer.step()
         finally:
-            SoundOfPixels.sound_features, inputs.warped_magnitude = features, warped_magnitude
+            inputs.warped_magnitude = warped_magnitude
     return step
 
 

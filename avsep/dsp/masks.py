@@ -137,7 +137,7 @@ def _best_cell_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Co
 
 
 def contrast_loss(vectors: Tensor, sound: Tensor, targets: Tensor, weight: Tensor, scale: Tensor,
-                  labels: Tensor | None = None, temperature: float = 0.1) -> Tensor:
+                  *, labels: Tensor | None = None, temperature: float = 0.1) -> Tensor:
     """Audio-visual correspondence across the batch: each source's visual vector must be closer to
     the audio features of its own bins than to those of every other source of the batch.
 

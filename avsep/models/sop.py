@@ -62,13 +62,8 @@ class SoundOfPixels(nn.Module):
         return ACTIVATIONS[self.cfg.output_activation](logits)
 
     def sound_features(self, log_mix_mag: Tensor) -> Tensor:
-        """(B, 1, F, T) -> (B, K, F, T), in the default (contiguous) memory layout.
-
-        The U-Net computes in channels-last; its features are then read by einsums and pooling
-        whose gradients come back contiguous, and autograd's sum of gradients of mixed layouts
-        was a measured hot spot of the training step on a CPU (docs/benchmarks.md).
-        """
-        return self.sound_net(log_mix_mag).contiguous()
+        """(B, 1, F, T) -> (B, K, F, T)."""
+        return self.sound_net(log_mix_mag)
 
     def visual_grid(self, frames: Tensor) -> Tensor:
         """Activated visual vectors per cell, pooled over time: (B, 3, T, H, W) -> (B, K, h, w).

@@ -99,7 +99,7 @@ def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.
     loss = mask_loss(model.pooled_logits(sound, grids, vectors=vectors), targets, cfg, weight)
     if cfg.av_contrast:
         loss = loss + cfg.av_contrast * contrast_loss(vectors, sound, targets, weight, model.synthesizer.scale,
-                                                      batch["labels"].to(device))
+                                                      labels=batch["labels"].to(device))
     if cfg.pixel_loss:
         # The synthesizer is linear in the audio features, so pooling them pools the logits: the
         # per-pixel loss then costs pixel_loss_pool**2 times less, at a coarser time-frequency grid.

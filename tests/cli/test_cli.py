@@ -74,17 +74,19 @@ def scores(validation_db: float, held_out_db: float) -> dict:
 def test_the_quickstart_hint_names_what_to_do_with_a_run_that_has_not_taken_off_or_transfers_weakly():
     from avsep.cli.quickstart import DEFAULT_STEPS, take_off_hint
 
-    not_started = take_off_hint(scores(2.0, 1.0), 3350, 32)
+    work = Path("qs")
+    not_started = take_off_hint(scores(2.0, 1.0), 3350, 16, work)
     assert "+1.90 dB on validation" in not_started and "--steps 4950" in not_started
-    assert "--steps 4000" in take_off_hint(scores(0.5, 0.2), 30, 32)
-    # separating its own kind of videos, weak on held-out scenes: twice the training videos
-    weak = take_off_hint(scores(7.6, 4.6), DEFAULT_STEPS, 24)
-    assert "+7.50 dB on validation" in weak and "+4.50 dB on held-out" in weak
-    assert "new --workdir" in weak and "--per-label 48" in weak
+    assert "--steps 4000" in take_off_hint(scores(0.5, 0.2), 30, 16, work)
+    # separating its own kind of videos, weak on held-out scenes: twice the training videos, in a
+    # folder of their own (the quickstart's own would give back its data), and more steps
+    weak = take_off_hint(scores(7.6, 4.6), DEFAULT_STEPS, 24, work)
+    assert "+7.50 dB on validation" in weak and "+4.50 dB on held-out" in weak and "its 24 training videos" in weak
+    assert f"--workdir qs_48 --per-label 48 --steps {DEFAULT_STEPS + 1000}" in weak
     # ...unless it stopped before the quickstart's steps: then it continues
-    short = take_off_hint(scores(7.6, 4.6), 2000, 24)
+    short = take_off_hint(scores(7.6, 4.6), 2000, 24, work)
     assert f"--steps {DEFAULT_STEPS}" in short and "--per-label" not in short
-    assert take_off_hint(scores(9.0, 8.5), DEFAULT_STEPS, 32) is None
+    assert take_off_hint(scores(9.0, 8.5), DEFAULT_STEPS, 16, work) is None
 
 
 def test_quickstart_rejects_bad_arguments(tmp_path):

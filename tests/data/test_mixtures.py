@@ -93,7 +93,7 @@ def test_fixed_mixtures_use_every_video_about_equally_often():
     rows = [IndexRow(Path(f"a{i}.wav"), Path(f"f{i}"), 64, label) for i, label in enumerate(labels)]
     groups = fixed_mixtures(rows, 2, 24, seed=1234)
     uses = np.bincount(np.concatenate(groups), minlength=len(rows))
-    assert len(groups) == 24 and uses[0] <= 4
+    assert len(groups) == 24 and len({tuple(sorted(g)) for g in groups}) == 24 and uses[0] <= 4
     assert uses.max() - uses.min() <= 2
     assert all(rows[a].label != rows[b].label for a, b in groups)
 

@@ -110,7 +110,7 @@ def test_contrast_loss_does_not_count_a_source_of_the_same_label_as_a_wrong_answ
     sound[1, 0], sound[1, 2] = sound[1, 2], 0.0     # source (1, 0)'s sound moves to source (0, 0)'s channel
     labels = torch.tensor([[0, 1], [0, 2]])
     distinct = contrast_loss(*_contrast_case(True))
-    with_labels = contrast_loss(vectors, sound, targets, weight, scale, labels)
+    with_labels = contrast_loss(vectors, sound, targets, weight, scale, labels=labels)
     without = contrast_loss(vectors, sound, targets, weight, scale)
     assert with_labels < 0.1 < without
     assert with_labels == pytest.approx(float(distinct), abs=1e-3)

@@ -25,10 +25,12 @@ def test_sop_spectrogram_is_256_by_256():
     assert features.source_mags.shape == (1, 2, 256, 256)
 
 
-@pytest.mark.parametrize("preset,log_freq", [("sop", True), ("small", True), ("small", False)])
-def test_warped_magnitude_is_the_warp_of_the_magnitude(preset, log_freq):
-    # It reads only the rows the warp needs: every output row must still match.
-    cfg = Config.preset(preset).replace(log_freq=log_freq)
+@pytest.mark.parametrize("preset,changes", [("sop", {}), ("small", {}), ("small", {"log_freq": False}),
+                                            ("small", {"stft_frame": 62, "stft_hop": 16, "warp_base": 5.0})])
+def test_warped_magnitude_is_the_warp_of_the_magnitude(preset, changes):
+    # It reads only the rows the warp needs: every output row must still match, also where the
+    # warp has more rows than the STFT (the last case: 128 warped rows from 32 linear ones).
+    cfg = Config.preset(preset).replace(**changes)
     spec = stft(torch.randn(2, 3, cfg.audio_len).flatten(0, 1) * 0.1, cfg).view(2, 3, cfg.linear_bins, -1)
     expected = warp(spec.abs(), cfg)
     assert warped_magnitude(spec, cfg).shape == expected.shape == (2, 3, cfg.freq_bins, cfg.time_frames)
