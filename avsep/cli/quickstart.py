@@ -49,6 +49,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a key of the `small` configuration")
 
 
+def check_videos_per_label(work: Path, per_label: int) -> None:
+    """Refuse a workdir whose run was trained on another number of videos per instrument: the
+    data would gain or keep videos while ``run/`` went on from the model of the old ones."""
+    videos = work / "videos"
+    if not (work / "run" / "last.pt").is_file() or not videos.is_dir():
+        return
+    counts = {len(list(folder.glob("*.mp4"))) for folder in videos.iterdir() if folder.is_dir()}
+    if counts and counts != {per_label}:
+        made = "/".join(str(n) for n in sorted(counts))
+        raise AvsepError(f"{work} holds a run trained on {made} videos an instrument; for --per-label {per_label} "
+                         f"use a new --workdir")
+
+
 def _stage(name: str) -> None:
     print(f"\n== {name}", flush=True)
 
@@ -140,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 0:
         raise AvsepError(f"--workers {args.workers}: must be 0 or more")
     work: Path = args.workdir
+    check_videos_per_label(work, args.per_label)
     cfg = Config.preset("small").with_overrides(args.overrides)
     began = time.monotonic()
 

@@ -97,6 +97,20 @@ def test_quickstart_rejects_bad_arguments(tmp_path):
     assert not any(tmp_path.iterdir()), "nothing is generated before the arguments are checked"
 
 
+def test_quickstart_refuses_a_workdir_trained_on_another_number_of_videos(tmp_path):
+    for label in ("violin", "drum"):
+        (tmp_path / "videos" / label).mkdir(parents=True)
+        for i in range(3):
+            (tmp_path / "videos" / label / f"{label}_{i:04d}.mp4").write_bytes(b"")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.pt").write_bytes(b"")
+    before = sorted(tmp_path.rglob("*"))
+    result = avsep("quickstart", "--workdir", str(tmp_path), "--per-label", "6")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "trained on 3 videos an instrument; for --per-label 6 use a new --workdir" in result.stderr
+    assert sorted(tmp_path.rglob("*")) == before, "nothing is generated"
+
+
 def test_quickstart_says_when_its_run_keeps_an_older_configuration(tmp_path, caplog):
     import torch
 
