@@ -55,7 +55,7 @@ def check_videos_per_label(work: Path, per_label: int) -> None:
     videos = work / "videos"
     if not (work / "run" / "last.pt").is_file() or not videos.is_dir():
         return
-    counts = {len(list(folder.glob("*.mp4"))) for folder in videos.iterdir() if folder.is_dir()}
+    counts = {len(list(folder.glob("*.mp4"))) for folder in videos.iterdir() if folder.is_dir()} - {0}
     if counts and counts != {per_label}:
         made = "/".join(str(n) for n in sorted(counts))
         raise AvsepError(f"{work} holds a run trained on {made} videos an instrument; for --per-label {per_label} "
