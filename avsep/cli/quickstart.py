@@ -210,7 +210,7 @@ def take_off_hint(report: dict, steps: int, per_label: int, workdir: Path) -> st
     # targets on both draws tried, one at 3,350 steps, the other, later to start, at 4,350
     # (docs/training.md, "Thirty-two videos an instrument"): hence twice the videos, and
     # 1,000 more steps. A new folder, since a second run reuses the data of its workdir.
-    more, longer = 2 * per_label, max(steps, DEFAULT_STEPS) + 1000
+    more, longer = 2 * per_label, steps + 1000   # steps >= DEFAULT_STEPS here (returned above otherwise)
     return (f"note: the model gains {gain:+.2f} dB on validation videos but only {transfer:+.2f} dB on held-out "
             f"scenes after {steps} steps: its vision network has likely learnt its {per_label} training videos an "
             f"instrument by their pictures rather than by the instruments. More videos make that harder, though "
