@@ -62,13 +62,13 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 
 # The trained model of the end-to-end tests and the browser test is the quickstart's own:
-# `avsep quickstart` (5 instruments, 16 generated solo videos each, seed 0, the `small` preset for
-# its 3,350 steps, bf16 where the CPU has it) makes the same videos and trains the same run, about
-# 25 minutes on 2 free cores. So the tests check what a user's first model does, not a
+# `avsep quickstart` (5 instruments, 32 generated solo videos each, seed 0, the `small` preset for
+# its 4,350 steps, bf16 where the CPU has it) makes the same videos and trains the same run, about
+# 35 minutes on 2 free cores. So the tests check what a user's first model does, not a
 # smaller stand-in: an earlier two-instrument, 1,500-step model swapped the players on most
 # held-out videos, and its duet tests had to be marked as expected failures (docs/training.md,
 # "The test suite's model").
-RECIPE = {"recipe": "quickstart", "seed": 0, "steps": 3350, "precision": "auto", "version": 4}
+RECIPE = {"recipe": "quickstart", "seed": 0, "steps": 4350, "per_label": 32, "precision": "auto", "version": 5}
 
 
 @pytest.fixture(scope="session")
@@ -104,9 +104,12 @@ def train_separator(work: Path) -> Path:
     does, with fewer held-out videos, which training never sees); returns best.pt."""
     from avsep.cli.quickstart import DEFAULT_STEPS, train_to
     from avsep.synth.demo import prepare_demo
+    from avsep.synth.instruments import DEFAULT_PER_LABEL
 
-    assert RECIPE["steps"] == DEFAULT_STEPS, "the tests' model is the quickstart's: change both together"
-    demo = prepare_demo(work, seed=RECIPE["seed"], heldout_per_label=2, duets=1, workers=2, verbose=False)
+    assert (RECIPE["steps"], RECIPE["per_label"]) == (DEFAULT_STEPS, DEFAULT_PER_LABEL), \
+        "the tests' model is the quickstart's: change both together"
+    demo = prepare_demo(work, per_label=RECIPE["per_label"], seed=RECIPE["seed"], heldout_per_label=2, duets=1,
+                        workers=2, verbose=False)
     best, _ = train_to(recipe_config(), demo.data, work / "run", RECIPE["steps"], None, workers=2, progress=False,
                        precision=RECIPE["precision"])
     return best

@@ -74,11 +74,10 @@ CATALOG: dict[str, Instrument] = {
 # trained for a few minutes on a CPU can learn to tell them apart.
 DEFAULT_LABELS: tuple[str, ...] = ("violin", "acoustic_guitar", "saxophone", "flute", "drum")
 # The quickstart's training-pool solo videos per instrument. With 16 the vision network learnt
-# its training pictures instead of the instruments on two data draws of three; with 32 it learnt
-# the instruments on both draws tried, but started to separate later on the draw that had done
-# well with 16 (docs/training.md, "Thirty-two videos an instrument"), so the default stays 16 and
-# the quickstart suggests 32 where held-out scenes separate poorly.
-DEFAULT_PER_LABEL = 16
+# its training pictures instead of the instruments on two data draws of three; with 32 and 4,350
+# steps (the quickstart's DEFAULT_STEPS) it met the held-out solo-pair and click targets on all
+# three draws (docs/training.md, "Thirty-two videos an instrument").
+DEFAULT_PER_LABEL = 32
 
 
 def get_instrument(label: str) -> Instrument:
