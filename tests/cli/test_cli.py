@@ -36,6 +36,8 @@ def test_no_command_prints_help_and_fails():
 
 @pytest.mark.slow
 def test_quickstart_end_to_end(tmp_path):
+    from avsep.cli.quickstart import DEFAULT_STEPS
+
     work = tmp_path / "qs"
     args = ("quickstart", "--workdir", str(work), "--steps", "30", "--per-label", "3", "--heldout-per-label", "2",
             "--duets", "1", "--pairs", "6")
@@ -58,7 +60,7 @@ def test_quickstart_end_to_end(tmp_path):
     assert sum(abs(read_wav(w)).max() > 0 for w in wavs) >= 2
     assert (work / "separated" / "heatmap.mp4").stat().st_size > 0
     # 30 steps never start to separate: the user is told how to continue the run
-    assert "has not yet started to separate" in out and "--steps 4000" in out
+    assert "has not yet started to separate" in out and f"--steps {DEFAULT_STEPS}" in out
     # a second run reuses every stage's output and only repeats scoring and separation
     again = avsep(*args)
     assert again.returncode == 0 and "already trained" in again.stdout
@@ -77,7 +79,7 @@ def test_the_quickstart_hint_names_what_to_do_with_a_run_that_has_not_taken_off_
     work = Path("qs")
     not_started = take_off_hint(scores(2.0, 1.0), 3350, 16, work)
     assert "+1.90 dB on validation" in not_started and "--steps 4950" in not_started
-    assert "--steps 4000" in take_off_hint(scores(0.5, 0.2), 30, 16, work)
+    assert f"--steps {DEFAULT_STEPS}" in take_off_hint(scores(0.5, 0.2), 30, 16, work)
     # separating its own kind of videos, weak on held-out scenes: twice the training videos, in a
     # folder of their own (the quickstart's own would give back its data), and more steps
     weak = take_off_hint(scores(7.6, 4.6), DEFAULT_STEPS, 24, work)
