@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from avsep.cli.quickstart import DEFAULT_STEPS
 from avsep.data.decode import write_wav
 from avsep.data.index import IndexRow, write_index
+from avsep.synth.instruments import DEFAULT_PER_LABEL
 
 REPO = Path(__file__).resolve().parents[1]
 # Subprocesses must find this checkout and stay offline.
@@ -68,7 +70,8 @@ def tiny_dataset(tmp_path_factory) -> Path:
 # smaller stand-in: an earlier two-instrument, 1,500-step model swapped the players on most
 # held-out videos, and its duet tests had to be marked as expected failures (docs/training.md,
 # "The test suite's model").
-RECIPE = {"recipe": "quickstart", "seed": 0, "steps": 4350, "per_label": 32, "precision": "auto", "version": 5}
+RECIPE = {"recipe": "quickstart", "seed": 0, "steps": DEFAULT_STEPS, "per_label": DEFAULT_PER_LABEL, "precision": "auto",
+          "version": 5}
 
 
 @pytest.fixture(scope="session")
@@ -102,12 +105,9 @@ def recipe_config():
 def train_separator(work: Path) -> Path:
     """Generate the quickstart's videos and train its run (as `avsep quickstart --workdir WORK`
     does, with fewer held-out videos, which training never sees); returns best.pt."""
-    from avsep.cli.quickstart import DEFAULT_STEPS, train_to
+    from avsep.cli.quickstart import train_to
     from avsep.synth.demo import prepare_demo
-    from avsep.synth.instruments import DEFAULT_PER_LABEL
 
-    assert (RECIPE["steps"], RECIPE["per_label"]) == (DEFAULT_STEPS, DEFAULT_PER_LABEL), \
-        "the tests' model is the quickstart's: change both together"
     demo = prepare_demo(work, per_label=RECIPE["per_label"], seed=RECIPE["seed"], heldout_per_label=2, duets=1,
                         workers=2, verbose=False)
     best, _ = train_to(recipe_config(), demo.data, work / "run", RECIPE["steps"], None, workers=2, progress=False,

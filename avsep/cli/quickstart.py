@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 
 from avsep.config import Config, RunSettings
@@ -54,11 +55,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_videos_per_label(work: Path, per_label: int) -> None:
     """Refuse a workdir whose run was trained on another number of videos per instrument: the
     data would gain or keep videos while ``run/`` went on from the model of the old ones."""
+    from avsep.data.preprocess import find_videos
+
     videos = work / "videos"
     if not (work / "run" / "last.pt").is_file() or not videos.is_dir():
         return
-    counts = {len(list(folder.glob("*.mp4"))) for folder in videos.iterdir() if folder.is_dir()} - {0}
-    if counts and counts != {per_label}:
+    try:
+        counts = set(Counter(video.label for video in find_videos(videos)).values())
+    except AvsepError:  # no videos at all: nothing to compare with
+        return
+    if counts != {per_label}:
         made = "/".join(str(n) for n in sorted(counts))
         raise AvsepError(f"{work} holds a run trained on {made} videos an instrument; for --per-label {per_label} "
                          f"use a new --workdir")

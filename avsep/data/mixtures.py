@@ -222,8 +222,9 @@ def fixed_mixtures(rows: Sequence[IndexRow], num_mix: int, count: int, seed: int
     only video of a small split into ``num_mix`` of every L groups of L labels (2 pairs in 5 with
     5 labels), and that one video could decide the median: on one generated draw, 24 such
     validation pairs scored 0.85 dB where 24 others scored 10.3 dB with the same model
-    (docs/training.md, "Validation that one video decided"). So each group starts from a least-used video and takes, for each further
-    source, a least-used video of a label not yet in the group (ties drawn at random). Once a
+    (docs/training.md, "Validation that one video decided"). So each group starts from a
+    least-used video and takes, for each further source, a least-used video of a label not yet
+    in the group (ties drawn at random). Once a
     group comes out that is already listed, the next one is drawn among all the videos (still of
     distinct labels), so a small index still yields all of its distinct groups.
 
