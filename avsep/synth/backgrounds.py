@@ -1,8 +1,9 @@
 """Backgrounds: random crops of wallpaper photographs, disjoint between the pools, or drawn rooms.
 
-Training videos take their backgrounds from ``plasma-workspace-wallpapers``; held-out videos
-from ``mate-backgrounds``, ``lomiri-wallpapers-20.04`` and ``gnome-backgrounds``, so a model
-never sees a held-out background while training. Each video crops its own region at its own
+Training videos take their backgrounds from ``plasma-workspace-wallpapers`` (mostly abstract
+art) and ``lomiri-wallpapers-16.04`` (photographs: landscapes, plants, rooms, things); held-out
+videos from ``mate-backgrounds``, ``lomiri-wallpapers-20.04`` and ``gnome-backgrounds``, so a
+model never sees a held-out background while training. Each video crops its own region at its own
 scale. The ``ukui-wallpapers`` package is never used: it is kept for other held-out checks.
 Without any photograph, ``rooms.draw_room`` draws a room instead. Images are RGB ``PIL.Image``.
 """
@@ -24,7 +25,8 @@ from avsep.synth.seeds import check_pool
 
 # pool -> (Debian package, glob patterns of its pictures)
 POOL_PACKAGES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
-    "train": (("plasma-workspace-wallpapers", ("/usr/share/wallpapers/*/contents/images*/*",)),),
+    "train": (("plasma-workspace-wallpapers", ("/usr/share/wallpapers/*/contents/images*/*",)),
+              ("lomiri-wallpapers-16.04", ("/usr/share/backgrounds/*.jpg",))),
     "test": (("mate-backgrounds", ("/usr/share/backgrounds/mate/*/*",)),
              ("lomiri-wallpapers-20.04", ("/usr/share/backgrounds/*.jpg",)),
              ("gnome-backgrounds", ("/usr/share/backgrounds/gnome/*",))),
@@ -64,20 +66,33 @@ def _largest_per_folder(paths: list[str]) -> list[str]:
     return sorted(best.values())
 
 
-@lru_cache(maxsize=None)
-def background_files(pool: str) -> tuple[Path, ...]:
-    """The photographs of ``pool`` (``"train"`` or ``"test"``) installed here, sorted.
+def _pool_candidates(pool: str) -> set[str]:
+    """Every picture that ``pool``'s packages could supply here, by their glob patterns.
 
-    A package's files are taken from dpkg's list when it has one, so pictures of other packages
-    that share a folder are not mixed in; ukui files are always left out."""
+    A package's files are taken from dpkg's list when dpkg knows it; a package that dpkg does
+    not know is not installed on a dpkg system (its patterns would match other packages' files
+    in a shared folder), and only off dpkg is its glob trusted as it is."""
     out: set[str] = set()
     for package, patterns in POOL_PACKAGES[check_pool(pool)]:
         owned = _dpkg_files(package)
+        if owned is None and DPKG_INFO.is_dir():
+            continue
         found = [p for pat in patterns for p in glob.glob(pat)
                  if os.path.isfile(p) and Path(p).suffix.lower() in IMAGE_SUFFIXES
                  and os.path.getsize(p) >= MIN_BYTES and not is_excluded(p)
                  and (owned is None or os.path.realpath(p) in owned)]
         out.update(_largest_per_folder(found) if package == "plasma-workspace-wallpapers" else found)
+    return out
+
+
+@lru_cache(maxsize=None)
+def background_files(pool: str) -> tuple[Path, ...]:
+    """The photographs of ``pool`` (``"train"`` or ``"test"``) installed here, sorted.
+
+    Pools share folders (both lomiri packages install into /usr/share/backgrounds), so a file
+    that the other pool could also claim belongs to neither; ukui files are always left out."""
+    other = "test" if check_pool(pool) == "train" else "train"
+    out = _pool_candidates(pool) - _pool_candidates(other)
     return tuple(Path(p) for p in sorted(out))
 
 

@@ -31,10 +31,48 @@ def test_background_pools_are_disjoint_and_never_ukui():
     for path in train + test:
         assert "ukui" not in str(path).lower() and "ukui" not in str(path.resolve()).lower()
         assert path.stat().st_size >= backgrounds.MIN_BYTES and path.suffix.lower() != ".svg"
-    assert all(str(p).startswith("/usr/share/wallpapers/") for p in train)
-    assert all(str(p).startswith("/usr/share/backgrounds/") for p in test)
-    assert "ukui-wallpapers" in backgrounds.EXCLUDED_PACKAGES
-    assert all(pkg != "ukui-wallpapers" for pool in POOL_PACKAGES.values() for pkg, _ in pool)
+    owners = {pool: set().union(*(backgrounds._dpkg_files(pkg) or () for pkg, _ in POOL_PACKAGES[pool]))
+              for pool in ("train", "test")}
+    assert all(str(p.resolve()) in owners["train"] for p in train)  # each pool's own packages' files
+    assert all(str(p.resolve()) in owners["test"] for p in test)
+
+
+@pytest.fixture
+def shared_folder(tmp_path, monkeypatch):
+    """A folder of pictures that both pools' (fake) packages glob, as the two lomiri packages
+    share /usr/share/backgrounds; ``install(package, names)`` writes a package's pictures and
+    its dpkg list. The pools' file lists are cached, so they are cleared before and after."""
+    shared, info = tmp_path / "backgrounds", tmp_path / "dpkg"
+    shared.mkdir(), info.mkdir()
+    monkeypatch.setattr(backgrounds, "DPKG_INFO", info)
+    monkeypatch.setattr(backgrounds, "POOL_PACKAGES", {
+        "train": (("old-wallpapers", (f"{shared}/*.jpg",)),),
+        "test": (("new-wallpapers", (f"{shared}/*.jpg",)),)})
+
+    def install(package: str, names: list[str]) -> None:
+        for name in names:
+            (shared / name).write_bytes(name.encode() * 5_000)
+        (info / f"{package}.list").write_text("".join(f"{shared / n}\n" for n in names))
+
+    clear = lambda: (backgrounds._dpkg_files.cache_clear(), backgrounds.background_files.cache_clear())
+    clear()
+    yield shared, install
+    clear()
+
+
+def test_pools_that_share_a_folder_take_only_their_own_packages_files(shared_folder):
+    shared, install = shared_folder
+    install("old-wallpapers", ["a.jpg"]), install("new-wallpapers", ["b.jpg"])
+    assert background_files("train") == (shared / "a.jpg",)
+    assert background_files("test") == (shared / "b.jpg",)
+
+
+def test_a_package_that_is_not_installed_claims_nothing_in_a_shared_folder(shared_folder):
+    # Only the held-out package is installed: its files must not become training backgrounds.
+    shared, install = shared_folder
+    install("new-wallpapers", ["b.jpg", "c.jpg"])
+    assert background_files("train") == ()
+    assert background_files("test") == (shared / "b.jpg", shared / "c.jpg")
 
 
 def test_reserved_wallpapers_are_excluded_by_path_and_by_package(tmp_path, monkeypatch):
