@@ -69,8 +69,9 @@ def tiny_dataset(tmp_path_factory) -> Path:
 # 35 minutes on 2 free cores. So the tests check what a user's first model does, not a
 # smaller stand-in: an earlier two-instrument, 1,500-step model swapped the players on most
 # held-out videos, and its duet tests had to be marked as expected failures (docs/training.md,
-# "The test suite's model"). `version` goes up when the generated videos change in a way the
-# configuration does not show (6: the lomiri 16.04 photographs joined the training backgrounds).
+# "The test suite's model"). `version` goes up when the generated videos change in a way that
+# neither the configuration nor the training photographs' names show (6: the lomiri 16.04
+# photographs joined the training backgrounds).
 RECIPE = {"recipe": "quickstart", "seed": 0, "steps": DEFAULT_STEPS, "per_label": DEFAULT_PER_LABEL, "precision": "auto",
           "version": 6}
 
@@ -82,9 +83,7 @@ def trained_separator_checkpoint(tmp_path_factory) -> Path:
         return Path(os.environ["AVSEP_TEST_CHECKPOINT"])
     from avsep.inference.detector import cache_dir
 
-    # The resolved configuration is part of the key: a change to the preset trains a new model.
-    key = hashlib.sha1(json.dumps({**RECIPE, "config": recipe_config().to_dict()}, sort_keys=True).encode())
-    key = key.hexdigest()[:12]
+    key = recipe_key()
     cached = cache_dir() / "test_models" / f"separator-{key}" / "best.pt"
     if cached.is_file() and (cached.parent / "log.csv").is_file():  # older caches kept no log.csv
         return cached
@@ -95,6 +94,17 @@ def trained_separator_checkpoint(tmp_path_factory) -> Path:
         shutil.copyfile(source, target.with_suffix(".part"))
         target.with_suffix(".part").replace(target)
     return cached
+
+
+def recipe_key() -> str:
+    """12 hex digits naming the model of RECIPE: the resolved configuration is part of it (a change
+    to the preset trains a new model), and so are the training pool's photographs, whose set
+    depends on what this machine has installed (docs/synthetic_data.md)."""
+    from avsep.synth import background_files
+
+    photos = [p.name for p in background_files("train")]
+    blob = json.dumps({**RECIPE, "config": recipe_config().to_dict(), "photos": photos}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
 def recipe_config():

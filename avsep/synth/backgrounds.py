@@ -66,33 +66,33 @@ def _largest_per_folder(paths: list[str]) -> list[str]:
     return sorted(best.values())
 
 
-def _pool_candidates(pool: str) -> set[str]:
-    """Every picture that ``pool``'s packages could supply here, by their glob patterns.
-
-    A package's files are taken from dpkg's list when dpkg knows it; a package that dpkg does
-    not know is not installed on a dpkg system (its patterns would match other packages' files
-    in a shared folder), and only off dpkg is its glob trusted as it is."""
-    out: set[str] = set()
-    for package, patterns in POOL_PACKAGES[check_pool(pool)]:
-        owned = _dpkg_files(package)
-        if owned is None and DPKG_INFO.is_dir():
-            continue
-        found = [p for pat in patterns for p in glob.glob(pat)
-                 if os.path.isfile(p) and Path(p).suffix.lower() in IMAGE_SUFFIXES
-                 and os.path.getsize(p) >= MIN_BYTES and not is_excluded(p)
-                 and (owned is None or os.path.realpath(p) in owned)]
-        out.update(_largest_per_folder(found) if package == "plasma-workspace-wallpapers" else found)
-    return out
+def _shared_patterns() -> set[str]:
+    """Glob patterns that packages of both pools use (both lomiri packages install into
+    /usr/share/backgrounds): only dpkg's lists can say which pool such a folder's files are for."""
+    train, test = ({pat for _, patterns in POOL_PACKAGES[pool] for pat in patterns} for pool in ("train", "test"))
+    return train & test
 
 
 @lru_cache(maxsize=None)
 def background_files(pool: str) -> tuple[Path, ...]:
     """The photographs of ``pool`` (``"train"`` or ``"test"``) installed here, sorted.
 
-    Pools share folders (both lomiri packages install into /usr/share/backgrounds), so a file
-    that the other pool could also claim belongs to neither; ukui files are always left out."""
-    other = "test" if check_pool(pool) == "train" else "train"
-    out = _pool_candidates(pool) - _pool_candidates(other)
+    A package's files are taken from dpkg's list when dpkg knows it, so pictures of other
+    packages in the same folder are not mixed in. Without that list (the package is not
+    installed, or the system has no dpkg) its own folders are globbed, but never a folder that
+    the other pool's packages share: its files could be the other pool's. ukui files are always
+    left out."""
+    shared = _shared_patterns()
+    out: set[str] = set()
+    for package, patterns in POOL_PACKAGES[check_pool(pool)]:
+        owned = _dpkg_files(package)
+        if owned is None:
+            patterns = tuple(pat for pat in patterns if pat not in shared)
+        found = [p for pat in patterns for p in glob.glob(pat)
+                 if os.path.isfile(p) and Path(p).suffix.lower() in IMAGE_SUFFIXES
+                 and os.path.getsize(p) >= MIN_BYTES and not is_excluded(p)
+                 and (owned is None or os.path.realpath(p) in owned)]
+        out.update(_largest_per_folder(found) if package == "plasma-workspace-wallpapers" else found)
     return tuple(Path(p) for p in sorted(out))
 
 

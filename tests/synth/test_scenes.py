@@ -31,48 +31,73 @@ def test_background_pools_are_disjoint_and_never_ukui():
     for path in train + test:
         assert "ukui" not in str(path).lower() and "ukui" not in str(path.resolve()).lower()
         assert path.stat().st_size >= backgrounds.MIN_BYTES and path.suffix.lower() != ".svg"
+    assert "ukui-wallpapers" in backgrounds.EXCLUDED_PACKAGES
+    assert all(pkg != "ukui-wallpapers" for pool in POOL_PACKAGES.values() for pkg, _ in pool)
+    if not backgrounds.DPKG_INFO.is_dir():
+        return  # no package lists to check ownership against
     owners = {pool: set().union(*(backgrounds._dpkg_files(pkg) or () for pkg, _ in POOL_PACKAGES[pool]))
               for pool in ("train", "test")}
     assert all(str(p.resolve()) in owners["train"] for p in train)  # each pool's own packages' files
     assert all(str(p.resolve()) in owners["test"] for p in test)
+    for package, _ in POOL_PACKAGES["train"]:  # every installed package supplies its pictures
+        owned = backgrounds._dpkg_files(package)
+        if owned:
+            assert any(str(p.resolve()) in owned for p in train), f"{package} gives no training background"
 
 
 @pytest.fixture
 def shared_folder(tmp_path, monkeypatch):
     """A folder of pictures that both pools' (fake) packages glob, as the two lomiri packages
-    share /usr/share/backgrounds; ``install(package, names)`` writes a package's pictures and
+    share /usr/share/backgrounds, and a folder of the training pool's alone;
+    ``install(package, folder, names)`` writes a package's pictures and, unless ``dpkg=False``,
     its dpkg list. The pools' file lists are cached, so they are cleared before and after."""
-    shared, info = tmp_path / "backgrounds", tmp_path / "dpkg"
-    shared.mkdir(), info.mkdir()
+    shared, own, info = tmp_path / "backgrounds", tmp_path / "art", tmp_path / "dpkg"
+    shared.mkdir(), own.mkdir(), info.mkdir()
     monkeypatch.setattr(backgrounds, "DPKG_INFO", info)
     monkeypatch.setattr(backgrounds, "POOL_PACKAGES", {
-        "train": (("old-wallpapers", (f"{shared}/*.jpg",)),),
+        "train": (("old-wallpapers", (f"{shared}/*.jpg",)), ("art-wallpapers", (f"{own}/*.jpg",))),
         "test": (("new-wallpapers", (f"{shared}/*.jpg",)),)})
 
-    def install(package: str, names: list[str]) -> None:
-        for name in names:
-            (shared / name).write_bytes(name.encode() * 5_000)
-        (info / f"{package}.list").write_text("".join(f"{shared / n}\n" for n in names))
+    def install(package: str, folder, names: list[str], dpkg: bool = True) -> list:
+        paths = [folder / name for name in names]
+        for path in paths:
+            path.write_bytes(path.name.encode() * 5_000)
+        if dpkg:
+            (info / f"{package}.list").write_text("".join(f"{path}\n" for path in paths))
+        return paths
 
     clear = lambda: (backgrounds._dpkg_files.cache_clear(), backgrounds.background_files.cache_clear())
     clear()
-    yield shared, install
+    yield shared, own, install
     clear()
 
 
 def test_pools_that_share_a_folder_take_only_their_own_packages_files(shared_folder):
-    shared, install = shared_folder
-    install("old-wallpapers", ["a.jpg"]), install("new-wallpapers", ["b.jpg"])
-    assert background_files("train") == (shared / "a.jpg",)
-    assert background_files("test") == (shared / "b.jpg",)
+    shared, own, install = shared_folder
+    train = install("old-wallpapers", shared, ["a.jpg"]) + install("art-wallpapers", own, ["d.jpg"])
+    test = install("new-wallpapers", shared, ["b.jpg"])
+    install("someone-else", shared, ["e.jpg"])  # another package's picture in the shared folder
+    assert background_files("train") == tuple(sorted(train))
+    assert background_files("test") == tuple(test)
 
 
 def test_a_package_that_is_not_installed_claims_nothing_in_a_shared_folder(shared_folder):
     # Only the held-out package is installed: its files must not become training backgrounds.
-    shared, install = shared_folder
-    install("new-wallpapers", ["b.jpg", "c.jpg"])
+    shared, own, install = shared_folder
+    test = install("new-wallpapers", shared, ["b.jpg", "c.jpg"])
     assert background_files("train") == ()
-    assert background_files("test") == (shared / "b.jpg", shared / "c.jpg")
+    assert background_files("test") == tuple(test)
+
+
+def test_without_dpkg_a_shared_folder_belongs_to_neither_pool(shared_folder, monkeypatch):
+    # With no dpkg to say which package put them there, pictures of a folder that both pools
+    # glob could be held-out ones; a folder of one pool alone is still used.
+    shared, own, install = shared_folder
+    monkeypatch.setattr(backgrounds, "DPKG_INFO", shared.parent / "no-dpkg")
+    install("old-wallpapers", shared, ["a.jpg"], dpkg=False), install("new-wallpapers", shared, ["b.jpg"], dpkg=False)
+    art = install("art-wallpapers", own, ["d.jpg"], dpkg=False)
+    assert background_files("train") == tuple(art)
+    assert background_files("test") == ()
 
 
 def test_reserved_wallpapers_are_excluded_by_path_and_by_package(tmp_path, monkeypatch):
