@@ -96,12 +96,24 @@ def background_files(pool: str) -> tuple[Path, ...]:
     return tuple(Path(p) for p in sorted(out))
 
 
+def missing_packages(pool: str) -> list[str]:
+    """The Debian packages of ``pool`` that dpkg does not know (none where there is no dpkg)."""
+    if not DPKG_INFO.is_dir():
+        return []
+    return [package for package, _ in POOL_PACKAGES[check_pool(pool)] if _dpkg_files(package) is None]
+
+
 def photos(pool: str) -> tuple[Path, ...]:
-    """``background_files(pool)``, logging once when there are none (rooms are drawn then)."""
+    """``background_files(pool)``, logging once when there are none (rooms are drawn then) or
+    when some of the pool's packages are missing (fewer pictures than the measured recipes had)."""
     files = background_files(pool)
+    missing = missing_packages(pool)
     if not files:
         warn_once(f"bg-{pool}", f"no background photographs of the {pool!r} pool installed: drawing rooms "
                                 f"(install {' '.join(p for p, _ in POOL_PACKAGES[pool])})")
+    elif missing:
+        warn_once(f"bg-{pool}-some", f"{len(files)} background photographs of the {pool!r} pool installed; "
+                                     f"install {' '.join(missing)} for all of them (docs/synthetic_data.md)")
     return files
 
 

@@ -100,6 +100,16 @@ def test_without_dpkg_a_shared_folder_belongs_to_neither_pool(shared_folder, mon
     assert background_files("test") == ()
 
 
+def test_a_missing_package_of_a_pool_is_named_once(shared_folder, monkeypatch, caplog):
+    shared, own, install = shared_folder
+    install("art-wallpapers", own, ["d.jpg"])  # old-wallpapers, the other training package, is not installed
+    monkeypatch.setattr(backgrounds, "warn_once", lambda key, msg: logging.getLogger("avsep.synth").warning(msg))
+    with caplog.at_level(logging.WARNING, logger="avsep.synth"):
+        assert backgrounds.photos("train") == (own / "d.jpg",)
+    assert backgrounds.missing_packages("train") == ["old-wallpapers"]
+    assert "1 background photographs of the 'train' pool installed; install old-wallpapers" in caplog.text
+
+
 def test_reserved_wallpapers_are_excluded_by_path_and_by_package(tmp_path, monkeypatch):
     photo = tmp_path / "wallpapers" / "sea.jpg"
     photo.parent.mkdir()
