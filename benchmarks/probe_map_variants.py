@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avsep.evaluation.ensembles import box_at, load_stems, score_pointing, sounding  # noqa: E402
+from avsep.evaluation.ensembles import box_at, score_pointing  # noqa: E402
 from avsep.inference import Separator  # noqa: E402
 from avsep.synth import load_duets  # noqa: E402
 
@@ -77,22 +77,17 @@ def rescaled(grid_of: GridFn, stride: int, scales: tuple[float, ...]) -> GridFn:
     return grid
 
 
-def misses(analysis, entry: dict, edge: int) -> dict[str, int]:
-    """Where the maps' missed peaks land: on a silent player's box, elsewhere, and on the edge."""
-    stems = load_stems(entry, analysis.input_rate, len(analysis.input_mixture))
-    width, height = analysis.frame_size
+def misses(pointing: dict, entry: dict, frame_size: tuple[int, int], edge: int) -> dict[str, int]:
+    """Where the missed peaks of ``score_pointing``'s result land: on a silent player's box,
+    elsewhere, and how many of them on the frame's edge (within ``edge`` pixels)."""
+    width, height = frame_size
     out = {"silent": 0, "elsewhere": 0, "at the edge": 0}
-    for time in analysis.window_centres():
-        active = sounding(stems, analysis.input_rate, time)
-        if time >= entry["seconds"] - 0.25 or not active.any():
+    for time, hit, (row, col) in zip(pointing["time"], pointing["hit"], pointing["peak"]):
+        if hit:
             continue
-        heat = analysis.energy_map(time)
-        row, col = np.unravel_index(int(np.argmax(heat)), heat.shape)
         boxes = [box_at(s, time, float(entry["fps"])) for s in entry["sources"]]
-        inside = [x0 <= col < x1 and y0 <= row < y1 for x0, y0, x1, y1 in boxes]
-        if any(i and a for i, a in zip(inside, active)):
-            continue
-        out["silent" if any(inside) else "elsewhere"] += 1
+        on_a_player = any(x0 <= col < x1 and y0 <= row < y1 for x0, y0, x1, y1 in boxes)
+        out["silent" if on_a_player else "elsewhere"] += 1   # not a hit, so any player it is on is silent
         out["at the edge"] += int(min(col, row, width - 1 - col, height - 1 - row) < edge)
     return out
 
@@ -118,10 +113,11 @@ def main() -> None:
         for name, grid in variants.items():
             model.map_grid = grid
             analysis = separator.analyze(entry["video"], progress=False)
-            hits[name] += score_pointing(analysis, entry)["hit"]
+            pointing = score_pointing(analysis, entry)
+            hits[name] += pointing["hit"]
             if name == "as_is":
                 edge = analysis.frame_size[0] // (2 * analysis.grids.shape[-1])   # one cell of the maps' grid
-                for key, value in misses(analysis, entry, edge).items():
+                for key, value in misses(pointing, entry, analysis.frame_size, edge).items():
                     where[key] += value
     model.map_grid = as_is
     print(f"pointing of {args.checkpoint} on {len(hits['as_is'])} windows")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from avsep.data.decode import load_audio
-from avsep.evaluation.localization import box_mask, median_ciou, pointing_hit, size_matched_ciou
+from avsep.evaluation.localization import box_mask, map_peak, median_ciou, pointing_hit, size_matched_ciou
 from avsep.evaluation.scoring import score_mixture
 
 SOUNDING_DBFS = -50.0   # a stem louder than this over the half second around t is sounding at t
@@ -64,12 +64,13 @@ def score_pointing(analysis, entry: dict) -> dict[str, list]:
     """At every window centre where some player sounds: does the energy map point at one of them?
 
     Returns ``hit`` (pointing), ``ciou`` (median-threshold cIoU) and ``matched`` (size-matched
-    cIoU), one value per scored moment, against the boxes of the players sounding then; and
-    ``chance``, the share of the frame those boxes cover: how often a peak put at random would hit.
+    cIoU), one value per scored moment (``time``), against the boxes of the players sounding then;
+    ``chance``, the share of the frame those boxes cover: how often a peak put at random would hit;
+    and ``peak``, the map's ``(row, col)``, for asking where a miss landed.
     """
     fps = float(entry["fps"])
     stems = load_stems(entry, analysis.input_rate, len(analysis.input_mixture))
-    out: dict[str, list] = {"time": [], "hit": [], "ciou": [], "matched": [], "chance": []}
+    out: dict[str, list] = {"time": [], "hit": [], "ciou": [], "matched": [], "chance": [], "peak": []}
     for time in analysis.window_centres():
         if time >= entry["seconds"] - 0.25:
             continue
@@ -83,4 +84,5 @@ def score_pointing(analysis, entry: dict) -> dict[str, list]:
         out["ciou"].append(median_ciou(heat, boxes))
         out["matched"].append(size_matched_ciou(heat, boxes))
         out["chance"].append(float(box_mask(boxes, heat.shape).mean()))
+        out["peak"].append(map_peak(heat))
     return out

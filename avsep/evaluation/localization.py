@@ -61,9 +61,15 @@ def size_matched_ciou(heat: np.ndarray, boxes: Sequence[Sequence[float]]) -> flo
     return ciou(pred.reshape(gt.shape), gt)
 
 
+def map_peak(heat: np.ndarray) -> tuple[int, int]:
+    """``(row, col)`` of the map's largest value (the first one, where several tie)."""
+    row, col = np.unravel_index(int(np.argmax(heat)), np.shape(heat))
+    return int(row), int(col)
+
+
 def pointing_hit(heat: np.ndarray, boxes: Sequence[Sequence[float]]) -> bool:
     """Whether the map's peak falls inside any of the boxes."""
-    row, col = np.unravel_index(int(np.argmax(heat)), np.shape(heat))
+    row, col = map_peak(heat)
     return any(x0 <= col < x1 and y0 <= row < y1 for x0, y0, x1, y1 in boxes)
 
 

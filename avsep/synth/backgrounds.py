@@ -107,11 +107,10 @@ def photos(pool: str) -> tuple[Path, ...]:
     """``background_files(pool)``, logging once when there are none (rooms are drawn then) or
     when some of the pool's packages are missing (fewer pictures than the measured recipes had)."""
     files = background_files(pool)
-    missing = missing_packages(pool)
     if not files:
         warn_once(f"bg-{pool}", f"no background photographs of the {pool!r} pool installed: drawing rooms "
                                 f"(install {' '.join(p for p, _ in POOL_PACKAGES[pool])})")
-    elif missing:
+    elif missing := missing_packages(pool):
         warn_once(f"bg-{pool}-some", f"{len(files)} background photographs of the {pool!r} pool installed; "
                                      f"install {' '.join(missing)} for all of them (docs/synthetic_data.md)")
     return files

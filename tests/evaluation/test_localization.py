@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from avsep.evaluation.localization import (box_mask, ciou, median_ciou, pointing_hit, scene_interval,
+from avsep.evaluation.localization import (box_mask, ciou, map_peak, median_ciou, pointing_hit, scene_interval,
                                            size_matched_ciou, summarize_localization)
 
 
@@ -28,6 +28,13 @@ def test_median_threshold_caps_ciou_for_small_boxes():
     # Half the pixels pass the median threshold: cIoU = 0.176 / 0.5, far from 1.
     assert median_ciou(heat + 1e-6 * np.random.default_rng(0).random((100, 100)), box) < 0.4
     assert pointing_hit(heat, box) and not pointing_hit(heat, [[60, 60, 90, 90]])
+
+
+def test_the_peak_is_row_then_column_and_the_first_of_ties():
+    heat = np.zeros((4, 6))
+    heat[1, 4] = heat[3, 0] = 2.0
+    assert map_peak(heat) == (1, 4)
+    assert pointing_hit(heat, [[4, 1, 5, 2]]) and not pointing_hit(heat, [[0, 3, 1, 4]])  # boxes are x then y
 
 
 def test_summary_auc_and_rates():

@@ -56,6 +56,9 @@ def test_clicks_and_pointing_are_scored_against_the_stems(duet, checkpoint_with_
     pointing = score_pointing(analysis, duet)
     assert len(pointing["hit"]) >= 2 and all(0 <= c <= 1 for c in pointing["ciou"])
     assert len(pointing["chance"]) == len(pointing["hit"]) and all(0 < c < 1 for c in pointing["chance"])
+    width, height = analysis.frame_size
+    assert len(pointing["peak"]) == len(pointing["hit"])
+    assert all(0 <= row < height and 0 <= col < width for row, col in pointing["peak"])
 
 
 def avsep(*args, timeout=600):
