@@ -1,9 +1,8 @@
 """Backgrounds: random crops of wallpaper photographs, disjoint between the pools, or drawn rooms.
 
 Training videos take their backgrounds from ``plasma-workspace-wallpapers`` (mostly abstract
-art), ``lomiri-wallpapers-16.04`` (photographs: landscapes, plants, rooms, things),
-``palapeli-data`` (a castle, a bridge, fruit, a bee, a chameleon) and the photographs that
-scikit-image ships as sample data (a person, a cat, a workshop, surfaces); held-out videos from ``mate-backgrounds``, ``lomiri-wallpapers-20.04`` and ``gnome-backgrounds``, so a
+art) and ``lomiri-wallpapers-16.04`` (photographs: landscapes, plants, rooms, things); held-out
+videos from ``mate-backgrounds``, ``lomiri-wallpapers-20.04`` and ``gnome-backgrounds``, so a
 model never sees a held-out background while training. Each video crops its own region at its own
 scale. The ``ukui-wallpapers`` package is never used: it is kept for other held-out checks.
 Without any photograph, ``rooms.draw_room`` draws a room instead. Images are RGB ``PIL.Image``.
@@ -12,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import importlib.util
 import io
 import os
 from functools import lru_cache
@@ -28,20 +26,10 @@ from avsep.synth.seeds import check_pool
 # pool -> (Debian package, glob patterns of its pictures)
 POOL_PACKAGES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "train": (("plasma-workspace-wallpapers", ("/usr/share/wallpapers/*/contents/images*/*",)),
-              ("lomiri-wallpapers-16.04", ("/usr/share/backgrounds/*.jpg",)),
-              ("palapeli-data", ("/usr/share/palapeli/collection/*.jpg",))),
+              ("lomiri-wallpapers-16.04", ("/usr/share/backgrounds/*.jpg",))),
     "test": (("mate-backgrounds", ("/usr/share/backgrounds/mate/*/*",)),
              ("lomiri-wallpapers-20.04", ("/usr/share/backgrounds/*.jpg",)),
              ("gnome-backgrounds", ("/usr/share/backgrounds/gnome/*",))),
-}
-# pool -> (Python distribution, its module, the module's data folder, file names): photographs
-# that Python packages ship. Of scikit-image's sample data, the photographs of people, things,
-# rooms and surfaces; not its microscopy, astronomy, test patterns or screenshots.
-POOL_MODULE_PHOTOS: dict[str, tuple[tuple[str, str, str, tuple[str, ...]], ...]] = {
-    "train": (("scikit-image", "skimage", "data",
-               ("astronaut.png", "camera.png", "chelsea.png", "coffee.png", "motorcycle_left.png",
-                "rocket.jpg", "brick.png", "grass.png", "gravel.png", "coins.png", "text.png")),),
-    "test": (),
 }
 EXCLUDED_PACKAGES = ("ukui-wallpapers",)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
@@ -105,26 +93,7 @@ def background_files(pool: str) -> tuple[Path, ...]:
                  and os.path.getsize(p) >= MIN_BYTES and not is_excluded(p)
                  and (owned is None or os.path.realpath(p) in owned)]
         out.update(_largest_per_folder(found) if package == "plasma-workspace-wallpapers" else found)
-    out.update(_module_photos(pool))
     return tuple(Path(p) for p in sorted(out))
-
-
-def _module_folder(module: str) -> Path | None:
-    """Where the installed Python package ``module`` lives, found without importing it."""
-    spec = importlib.util.find_spec(module)
-    locations = list(spec.submodule_search_locations or ()) if spec else []
-    return Path(locations[0]) if locations else None
-
-
-def _module_photos(pool: str) -> list[str]:
-    """The pictures of ``POOL_MODULE_PHOTOS[pool]`` that are installed."""
-    found = []
-    for _, module, folder, names in POOL_MODULE_PHOTOS[pool]:
-        root = _module_folder(module)
-        if root is not None:
-            found += [str(root / folder / name) for name in names
-                      if (root / folder / name).is_file() and (root / folder / name).stat().st_size >= MIN_BYTES]
-    return found
 
 
 def missing_packages(pool: str) -> list[str]:
@@ -134,27 +103,16 @@ def missing_packages(pool: str) -> list[str]:
     return [package for package, _ in POOL_PACKAGES[check_pool(pool)] if _dpkg_files(package) is None]
 
 
-def missing_modules(pool: str) -> list[str]:
-    """The Python distributions of ``pool`` whose module is not installed."""
-    return [dist for dist, module, _, _ in POOL_MODULE_PHOTOS[check_pool(pool)] if _module_folder(module) is None]
-
-
-def _install_hint(debian: list[str], python: list[str]) -> str:
-    parts = ([f"apt-get install {' '.join(debian)}"] if debian else []) + \
-            ([f"pip install {' '.join(python)}"] if python else [])
-    return " and ".join(parts)
-
-
 def photos(pool: str) -> tuple[Path, ...]:
     """``background_files(pool)``, logging once when there are none (rooms are drawn then) or
     when some of the pool's packages are missing (fewer pictures than the measured recipes had)."""
     files = background_files(pool)
     if not files:
-        every = _install_hint([p for p, _ in POOL_PACKAGES[pool]], [d for d, *_ in POOL_MODULE_PHOTOS[pool]])
-        warn_once(f"bg-{pool}", f"no background photographs of the {pool!r} pool installed: drawing rooms ({every})")
-    elif hint := _install_hint(missing_packages(pool), missing_modules(pool)):
+        warn_once(f"bg-{pool}", f"no background photographs of the {pool!r} pool installed: drawing rooms "
+                                f"(install {' '.join(p for p, _ in POOL_PACKAGES[pool])})")
+    elif missing := missing_packages(pool):
         warn_once(f"bg-{pool}-some", f"{len(files)} background photographs of the {pool!r} pool installed; "
-                                     f"{hint} for all of them (docs/synthetic_data.md)")
+                                     f"install {' '.join(missing)} for all of them (docs/synthetic_data.md)")
     return files
 
 

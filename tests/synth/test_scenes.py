@@ -5,8 +5,6 @@ import hashlib
 import itertools
 import logging
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -39,10 +37,8 @@ def test_background_pools_are_disjoint_and_never_ukui():
         return  # no package lists to check ownership against
     owners = {pool: set().union(*(backgrounds._dpkg_files(pkg) or () for pkg, _ in POOL_PACKAGES[pool]))
               for pool in ("train", "test")}
-    shipped = {pool: {str(p.resolve()) for p in map(Path, backgrounds._module_photos(pool))} for pool in owners}
-    # each pool's own packages' files, Debian's or Python's
-    assert all(str(p.resolve()) in owners["train"] | shipped["train"] for p in train)
-    assert all(str(p.resolve()) in owners["test"] | shipped["test"] for p in test)
+    assert all(str(p.resolve()) in owners["train"] for p in train)  # each pool's own packages' files
+    assert all(str(p.resolve()) in owners["test"] for p in test)
     for package, _ in POOL_PACKAGES["train"]:  # every installed package supplies its pictures
         owned = backgrounds._dpkg_files(package)
         if owned:
@@ -54,16 +50,13 @@ def shared_folder(tmp_path, monkeypatch):
     """A folder of pictures that both pools' (fake) packages glob, as the two lomiri packages
     share /usr/share/backgrounds, and a folder of the training pool's alone;
     ``install(package, folder, names)`` writes a package's pictures and, unless ``dpkg=False``,
-    its dpkg list. The training pool also names photographs of a Python package, which is not
-    installed. The pools' file lists are cached, so they are cleared before and after."""
+    its dpkg list. The pools' file lists are cached, so they are cleared before and after."""
     shared, own, info = tmp_path / "backgrounds", tmp_path / "art", tmp_path / "dpkg"
     shared.mkdir(), own.mkdir(), info.mkdir()
     monkeypatch.setattr(backgrounds, "DPKG_INFO", info)
     monkeypatch.setattr(backgrounds, "POOL_PACKAGES", {
         "train": (("old-wallpapers", (f"{shared}/*.jpg",)), ("art-wallpapers", (f"{own}/*.jpg",))),
         "test": (("new-wallpapers", (f"{shared}/*.jpg",)),)})
-    monkeypatch.setattr(backgrounds, "POOL_MODULE_PHOTOS", {
-        "train": (("avsep-test-photos", "avsep_test_photos", "data", ("cat.png", "tiny.png")),), "test": ()})
 
     def install(package: str, folder, names: list[str], dpkg: bool = True) -> list:
         paths = [folder / name for name in names]
@@ -114,35 +107,7 @@ def test_a_missing_package_of_a_pool_is_named_once(shared_folder, monkeypatch, c
     with caplog.at_level(logging.WARNING, logger="avsep.synth"):
         assert backgrounds.photos("train") == (own / "d.jpg",)
     assert backgrounds.missing_packages("train") == ["old-wallpapers"]
-    assert backgrounds.missing_modules("train") == ["avsep-test-photos"]
-    assert ("1 background photographs of the 'train' pool installed; apt-get install old-wallpapers "
-            "and pip install avsep-test-photos for all of them") in caplog.text
-
-
-def test_photographs_that_a_python_package_ships_join_their_pool(shared_folder, tmp_path, monkeypatch):
-    shared, own, install = shared_folder
-    art = install("art-wallpapers", own, ["d.jpg"])
-    data = tmp_path / "site" / "avsep_test_photos" / "data"
-    data.mkdir(parents=True)
-    (data.parent / "__init__.py").write_text("raise ImportError('found without importing it')\n")
-    (data / "cat.png").write_bytes(b"c" * backgrounds.MIN_BYTES)
-    (data / "tiny.png").write_bytes(b"t" * 100)  # named, but too small to be a picture
-    (data / "chart.png").write_bytes(b"x" * backgrounds.MIN_BYTES)  # a picture it ships, not named
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    assert background_files("train") == tuple(sorted(art + [data / "cat.png"]))
-    assert background_files("test") == ()
-    assert backgrounds.missing_modules("train") == []
-
-
-def test_every_named_photograph_of_an_installed_python_package_is_there():
-    # A release that renames or drops a sample picture would shrink the pool unnoticed.
-    for pool, sources in backgrounds.POOL_MODULE_PHOTOS.items():
-        for dist, module, folder, names in sources:
-            root = backgrounds._module_folder(module)
-            if root is None:
-                continue
-            absent = [name for name in names if not (root / folder / name).is_file()]
-            assert not absent, f"{dist} no longer ships {absent}"
+    assert "1 background photographs of the 'train' pool installed; install old-wallpapers" in caplog.text
 
 
 def test_reserved_wallpapers_are_excluded_by_path_and_by_package(tmp_path, monkeypatch):
