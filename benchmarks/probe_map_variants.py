@@ -31,6 +31,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avsep.evaluation.ensembles import box_at, score_pointing  # noqa: E402
+from avsep.evaluation.localization import inside_any  # noqa: E402
 from avsep.inference import Separator  # noqa: E402
 from avsep.synth import load_duets  # noqa: E402
 
@@ -86,8 +87,7 @@ def misses(pointing: dict, entry: dict, frame_size: tuple[int, int], edge: int) 
         if hit:
             continue
         boxes = [box_at(s, time, float(entry["fps"])) for s in entry["sources"]]
-        on_a_player = any(x0 <= col < x1 and y0 <= row < y1 for x0, y0, x1, y1 in boxes)
-        out["silent" if on_a_player else "elsewhere"] += 1   # not a hit, so any player it is on is silent
+        out["silent" if inside_any((row, col), boxes) else "elsewhere"] += 1   # not a hit, so any player it is on is silent
         out["at the edge"] += int(min(col, row, width - 1 - col, height - 1 - row) < edge)
     return out
 

@@ -67,10 +67,15 @@ def map_peak(heat: np.ndarray) -> tuple[int, int]:
     return int(row), int(col)
 
 
+def inside_any(point: tuple[int, int], boxes: Sequence[Sequence[float]]) -> bool:
+    """Whether the pixel ``(row, col)`` lies inside any of the ``(x1, y1, x2, y2)`` boxes."""
+    row, col = point
+    return any(x0 <= col < x1 and y0 <= row < y1 for x0, y0, x1, y1 in boxes)
+
+
 def pointing_hit(heat: np.ndarray, boxes: Sequence[Sequence[float]]) -> bool:
     """Whether the map's peak falls inside any of the boxes."""
-    row, col = map_peak(heat)
-    return any(x0 <= col < x1 and y0 <= row < y1 for x0, y0, x1, y1 in boxes)
+    return inside_any(map_peak(heat), boxes)
 
 
 def summarize_localization(cious: Sequence[float], hits: Sequence[bool], matched: Sequence[float]) -> dict:

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from avsep.evaluation.localization import (box_mask, ciou, map_peak, median_ciou, pointing_hit, scene_interval,
+from avsep.evaluation.localization import (box_mask, ciou, inside_any, map_peak, median_ciou, pointing_hit, scene_interval,
                                            size_matched_ciou, summarize_localization)
 
 
@@ -35,6 +35,7 @@ def test_the_peak_is_row_then_column_and_the_first_of_ties():
     heat[1, 4] = heat[3, 0] = 2.0
     assert map_peak(heat) == (1, 4)
     assert pointing_hit(heat, [[4, 1, 5, 2]]) and not pointing_hit(heat, [[0, 3, 1, 4]])  # boxes are x then y
+    assert inside_any((1, 4), [[4, 1, 5, 2]]) and not inside_any((1, 5), [[4, 1, 5, 2]])  # right edge excluded
 
 
 def test_summary_auc_and_rates():
