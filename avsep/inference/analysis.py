@@ -28,12 +28,14 @@ from scipy.signal import resample_poly
 from torch import Tensor
 
 from avsep.config import QUERY_POOLS, Config
-from avsep.dsp.masks import masks_to_audio
+from avsep.dsp.masks import loss_weight, masks_to_audio
 from avsep.dsp.spectrogram import warped_magnitude
 from avsep.errors import AvsepError
 from avsep.inference.regions import Box, BoxTrack, Point, Region, cells, check_region, region_at
 
 POINT_RADIUS = 1
+# How the energy maps weigh the bins of the mixture's warped magnitude (F, T): see Analysis.energy_map.
+MAP_WEIGHTS = {"loss": loss_weight, "power": lambda magnitude: magnitude ** 2}
 
 
 @dataclass
@@ -157,30 +159,41 @@ class Analysis:
         return self.input_mixture - (np.sum(stems, axis=0) if stems else 0.0)
 
     # --- heatmaps ------------------------------------------------------------------------------
-    def energy_map(self, time: float, resolution: str = "frame") -> np.ndarray:
-        """The share of the sound around ``time`` that each place's mask keeps, in [0, 1].
+    def energy_map(self, time: float, resolution: str = "frame", weighting: str = "loss") -> np.ndarray:
+        """The share of the sound around ``time`` (one second) that each place's mask keeps, in [0, 1].
+
+        Each time-frequency bin of the mixture counts with a weight: ``weighting="loss"`` (the
+        default) weighs it as the training loss does, log(1 + |X|) at the model's input level
+        (``loss_weight``); ``"power"`` by its power |X|^2, so the map is the share of the power.
+        The loss's weights are the ones the masks were trained to be right under; with power, a
+        few loud low bins decide the share, and there the masks of cells beside a player are often
+        as high as the player's own (on the held-out duets of docs/benchmarks.md, the loss's
+        weights pointed at a sounding player 6-8 points more often: docs/separating.md).
 
         Returns (H, W) at the frame's resolution (bilinear from the grid), or the grid itself with
         ``resolution="grid"``: (2h, 2w) when the analysis kept fine map grids, else (h, w).
         """
+        if weighting not in MAP_WEIGHTS:
+            raise AvsepError(f"weighting={weighting!r}: choose one of {', '.join(MAP_WEIGHTS)}")
         f = int(np.argmin(np.abs(self.frame_times - time)))
         w = int(np.argmin(np.abs(self.window_centres() - time)))
         with torch.no_grad():
             grid = self.grids[f] if self.map_grids is None else self.map_grids[f]
             logits = self.model.synthesizer.per_pixel(grid[None], self.sound[w][None])[0]
-            energy = warped_magnitude(self.mix_spec[w], self.cfg) ** 2            # (F, T)
+            weight = MAP_WEIGHTS[weighting](warped_magnitude(self.mix_spec[w], self.cfg))   # (F, T)
             centre = (time * self.sample_rate - self.starts[w]) / self.cfg.stft_hop
             half = 0.5 * self.sample_rate / self.cfg.stft_hop               # half a second of frames
-            frames = torch.arange(energy.shape[-1], dtype=torch.float32)
-            energy = energy * ((frames - centre).abs() <= half).to(energy.dtype)
-            share = (self.model.activate(logits) * energy).sum(dim=(-2, -1)) / energy.sum().clamp_min(1e-12)
+            frames = torch.arange(weight.shape[-1], dtype=torch.float32)
+            weight = weight * ((frames - centre).abs() <= half).to(weight.dtype)
+            share = (self.model.activate(logits) * weight).sum(dim=(-2, -1)) / weight.sum().clamp_min(1e-12)
         share = share.cpu().numpy().astype(np.float32)
         return share if resolution == "grid" else upsample(share, self.frame_size)
 
-    def energy_maps(self, times: Sequence[float] | None = None, resolution: str = "frame") -> tuple[np.ndarray, np.ndarray]:
+    def energy_maps(self, times: Sequence[float] | None = None, resolution: str = "frame",
+                    weighting: str = "loss") -> tuple[np.ndarray, np.ndarray]:
         """Energy maps at ``times`` (default: every analysed frame): (times (M,), maps (M, H, W))."""
         times = self.frame_times if times is None else np.asarray(times, dtype=float)
-        return times, np.stack([self.energy_map(t, resolution) for t in times])
+        return times, np.stack([self.energy_map(t, resolution, weighting) for t in times])
 
     # --- loudness ------------------------------------------------------------------------------
     def loudness(self, audio: np.ndarray, hop: float = 0.5) -> tuple[np.ndarray, np.ndarray]:

@@ -94,6 +94,29 @@ def test_cells_follow_the_frame_for_any_aspect(tmp_path):
         assert coarse.energy_map(1.0, resolution="grid").shape == (h, w)
 
 
+@pytest.mark.parametrize("weighting", ["loss", "power"])
+def test_energy_maps_of_constant_masks_are_that_constant(tmp_path, weighting):
+    # Whatever weights the bins get, a weighted share of a constant mask is the constant.
+    analysis = separator(tmp_path, bias=-1.0).analyze(clip(seconds=4), progress=False)
+    times, maps = analysis.energy_maps(resolution="grid", weighting=weighting)
+    assert maps.shape[0] == len(times) == len(analysis.frame_times)
+    np.testing.assert_allclose(maps, 1 / (1 + np.e), rtol=1e-4)
+
+
+def test_energy_maps_weigh_bins_as_the_loss_does_by_default(tmp_path):
+    sep = separator(tmp_path, seed=3)
+    with torch.no_grad():
+        sep.model.synthesizer.scale.fill_(300.0)  # cells whose masks differ from bin to bin
+    analysis = sep.analyze(clip(seconds=4), progress=False)
+    default, loss, power = (analysis.energy_map(1.0, "grid", **kw) for kw in ({}, {"weighting": "loss"},
+                                                                              {"weighting": "power"}))
+    np.testing.assert_array_equal(default, loss)
+    assert not np.allclose(loss, power, atol=1e-3), "the two weightings are not the same map"
+    assert all(0.0 <= m.min() and m.max() <= 1.0 for m in (loss, power))
+    with pytest.raises(AvsepError, match="weighting='db': choose one of loss, power"):
+        analysis.energy_map(1.0, weighting="db")
+
+
 def test_a_moving_box_selects_each_frames_own_cells(tmp_path):
     sep = separator(tmp_path, seed=3)
     with torch.no_grad():
