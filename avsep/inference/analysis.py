@@ -168,7 +168,8 @@ class Analysis:
         The loss's weights are the ones the masks were trained to be right under; with power, a
         few loud low bins decide the share, and there the masks of cells beside a player are often
         as high as the player's own (on the held-out duets of docs/benchmarks.md, the loss's
-        weights pointed at a sounding player 6-8 points more often: docs/separating.md).
+        weights pointed at a sounding player 6 and 7.5 points more often with two checkpoints of
+        a weaker model, as often with a stronger one: docs/separating.md).
 
         Returns (H, W) at the frame's resolution (bilinear from the grid), or the grid itself with
         ``resolution="grid"``: (2h, 2w) when the analysis kept fine map grids, else (h, w).
