@@ -184,14 +184,16 @@ def test_clicking_an_objects_box_plays_its_tracked_stem(browser, trained_separat
     try:
         page = AppPage(browser, app.url)
         info = page.open("duet.mp4")
-        classes = {o["class"]: o["id"] for o in info["objects"]}
+        classes = {o["class"] for o in info["objects"]}
         # The tiny test detector is trained on generated scenes like this one (detector_testing.py);
         # a recipe or ultralytics change that makes it miss a player must show here, not pass.
-        assert {"Violin", "Drum"} <= set(classes), f"the tiny test detector found {sorted(classes) or 'nothing'}"
+        assert {"Violin", "Drum"} <= classes, f"the tiny test detector found {sorted(classes) or 'nothing'}"
         violin = next(s for s in duet["sources"] if s["label"] == "violin")
         page.click_frame(*centre(violin["box"]))
         first, audio, query = page.received_audio()
-        assert query["region"] == f"track:{classes['Violin']}"
+        # The tracker may lose a player and give it a new id later (seen: a violin tracked as one
+        # object for 6 s and another after); the click, at the video's start, takes a violin's.
+        assert query["region"] in {f"track:{o['id']}" for o in info["objects"] if o["class"] == "Violin"}, query
         sdr, base = scores(first, audio, duet, "violin", info["rate"])
         print(f"\nviolin by its tracked box: SDR {sdr:.2f} dB, mixture {base:.2f} dB")
         assert sdr > base + MARGIN_DB
