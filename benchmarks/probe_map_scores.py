@@ -26,7 +26,6 @@ same windows. About 2 minutes for 48 duets on 2 cores at the ``small`` preset.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import types
 from pathlib import Path
@@ -40,9 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from avsep.dsp.masks import loss_weight  # noqa: E402
 from avsep.dsp.spectrogram import warped_magnitude  # noqa: E402
 from avsep.evaluation.ensembles import score_pointing  # noqa: E402
-from avsep.inference import Separator  # noqa: E402
 from avsep.inference.analysis import upsample  # noqa: E402
 from avsep.synth import load_duets  # noqa: E402
+from probe_map_variants import duet_probe  # noqa: E402
 
 # (logits (h, w, F, T), magnitude (F, T)) -> (h, w)
 Reduction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -108,15 +107,7 @@ def energy_map_with(reduce: Reduction, seconds: float | None) -> Callable:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--duets", type=Path, required=True, help="a folder from `avsep generate duets`")
-    parser.add_argument("--count", type=int, help="the first COUNT duets (default: all)")
-    args = parser.parse_args()
-    for path, what in ((args.checkpoint, "checkpoint"), (args.duets, "duets folder")):
-        if not path.exists():
-            raise SystemExit(f"probe_map_scores: {path}: {what} not found")
-    separator = Separator.from_checkpoint(args.checkpoint, device="cpu")
+    args, separator = duet_probe("probe_map_scores", __doc__)
     variants = {name: energy_map_with(reduce, 1.0) for name, reduce in REDUCTIONS.items()}
     variants["clip"] = energy_map_with(REDUCTIONS["power"], None)
     variants["log_clip"] = energy_map_with(REDUCTIONS["log"], None)

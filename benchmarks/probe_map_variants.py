@@ -92,16 +92,22 @@ def misses(pointing: dict, entry: dict, frame_size: tuple[int, int], edge: int) 
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def duet_probe(name: str, doc: str) -> tuple[argparse.Namespace, Separator]:
+    """The command line of a probe on a model's duets (--checkpoint, --duets, --count), checked,
+    and the model's separator on the CPU."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--duets", type=Path, required=True, help="a folder from `avsep generate duets`")
     parser.add_argument("--count", type=int, help="the first COUNT duets (default: all)")
     args = parser.parse_args()
     for path, what in ((args.checkpoint, "checkpoint"), (args.duets, "duets folder")):
         if not path.exists():
-            raise SystemExit(f"probe_map_variants: {path}: {what} not found")
-    separator = Separator.from_checkpoint(args.checkpoint, device="cpu")
+            raise SystemExit(f"{name}: {path}: {what} not found")
+    return args, Separator.from_checkpoint(args.checkpoint, device="cpu")
+
+
+def main() -> None:
+    args, separator = duet_probe("probe_map_variants", __doc__)
     model, stride = separator.model, separator.cfg.visual_stride
     as_is = model.map_grid
     variants = {"as_is": as_is, "mirror": mirrored(as_is, True), "mirror_width": mirrored(as_is, False),
