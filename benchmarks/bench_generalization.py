@@ -93,6 +93,9 @@ def main() -> None:
                         "(default: the library's, 1); rescoring a trained run does not train it again")
     parser.add_argument("--map-grid", choices=["fine", "coarse"], default="fine",  # small: fine by default too
                         help="grid of the energy maps that pointing scores (rescoring does not train again)")
+    parser.add_argument("--map-weighting", choices=["loss", "power"], default="loss",
+                        help="how the energy maps that pointing scores weigh the mixture's bins (power: as "
+                        "before 2026-12-06; rescoring does not train again)")
     parser.add_argument("--score", choices=("best", "last"), default="best",
                         help="the checkpoint to score: best.pt (best validation SDR; within the sparsity stage "
                         "once a delayed one has begun) or last.pt")
@@ -128,7 +131,8 @@ def main() -> None:
               f"({(time.monotonic() - began) / 60:.1f} min wall)")
     if not (run / f"{args.score}.pt").is_file():
         raise SystemExit(f"{run} has no {args.score}.pt to score (pass --steps to train it on)")
-    query = {"map_grid": args.map_grid, **({} if args.radius is None else {"radius": args.radius}),
+    query = {"map_grid": args.map_grid, "map_weighting": args.map_weighting,
+             **({} if args.radius is None else {"radius": args.radius}),
              **({} if args.pool is None else {"pool": args.pool})}
     report = generalization_report(run / f"{args.score}.pt", demo.data / "val.csv", demo.heldout_index, demo.duets,
                                    pairs=args.pairs, **query)
@@ -138,14 +142,15 @@ def main() -> None:
     trained_with = [k for k in Config.from_dict(last["config"]).differences(Config.preset("small")) if k != "epochs"]
     report["run"] = {"name": args.name, "overrides": args.overrides, "differs_from_preset": trained_with,
                      "precision_of_this_invocation": args.precision, "steps": state["step"], "radius": args.radius,
-                     "map_grid": args.map_grid, "pool": args.pool or cfg.pool,
+                     "map_grid": args.map_grid, "map_weighting": args.map_weighting, "pool": args.pool or cfg.pool,
                      "train_minutes": state["seconds"] / 60, "best_step": state["best_step"],
                      "scored": f"{args.score}.pt", "sparsity_from": state.get("sparsity_from", -1)}
     for key in ("in_distribution", "held_out"):
         report[key].pop("items", None)
     suffix = ("" if args.score == "best" else f"_{args.score}") \
         + ("" if args.radius is None else f"_radius{args.radius}") \
-        + ("" if args.map_grid == "fine" else f"_{args.map_grid}") + ("" if args.pool is None else f"_pool{args.pool}")
+        + ("" if args.map_grid == "fine" else f"_{args.map_grid}") + ("" if args.pool is None else f"_pool{args.pool}") \
+        + ("" if args.map_weighting == "loss" else f"_{args.map_weighting}")
     atomic_write_text(run / f"generalization{suffix}.json", json.dumps(json_safe(report), indent=2))
     print(f"\n{args.name}: {state['step']} steps, {state['seconds'] / 60:.1f} min of training, "
           f"best.pt from step {state['best_step']}; scored {args.score}.pt; overrides: {' '.join(args.overrides) or 'none'}")

@@ -17,15 +17,18 @@ from pathlib import Path
 import numpy as np
 
 
-def per_duet(path: Path) -> dict[str, float]:
-    """The pointing rate of every duet in a generalization report, by duet name."""
+def per_duet(path: Path) -> tuple[dict[str, float], str]:
+    """The pointing rate of every duet in a generalization report, by duet name, and how its
+    energy maps weighed the mixture's bins (reports before 2026-12-06 record none: power)."""
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))["duets"]["per_duet"]
+        report = json.loads(path.read_text(encoding="utf-8"))
+        rows = report["duets"]["per_duet"]
     except FileNotFoundError:
         raise SystemExit(f"compare_pointing: {path}: no such file") from None
     except (KeyError, TypeError, json.JSONDecodeError):
         raise SystemExit(f"compare_pointing: {path}: not a generalization report with duets.per_duet") from None
-    return {row["name"]: float(row["pointing"]) for row in rows}
+    weighting = report.get("run", {}).get("map_weighting", "power")
+    return {row["name"]: float(row["pointing"]) for row in rows}, weighting
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, rounds: int = 4000, seed: int = 0) -> tuple[float, float, float]:
@@ -41,7 +44,10 @@ def main() -> None:
     parser.add_argument("run_a", type=Path, help="generalization*.json of run A")
     parser.add_argument("run_b", type=Path, help="generalization*.json of run B, scored on the same duets")
     args = parser.parse_args()
-    a, b = per_duet(args.run_a), per_duet(args.run_b)
+    (a, weighting_a), (b, weighting_b) = per_duet(args.run_a), per_duet(args.run_b)
+    if weighting_a != weighting_b:
+        raise SystemExit(f"compare_pointing: the two reports' maps weigh bins differently ({weighting_a} and "
+                         f"{weighting_b}): rescore one with bench_generalization.py --map-weighting")
     names = sorted(set(a) & set(b))
     if len(names) < 2 or len(names) != len(a) or len(names) != len(b):
         raise SystemExit(f"compare_pointing: the two reports must score the same duets ({len(a)} and {len(b)} duets, "

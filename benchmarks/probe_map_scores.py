@@ -11,18 +11,20 @@ changes:
   probe): sum(m |X|^2) / sum(|X|^2);
 * ``magnitude``, ``log``, ``uniform``: the same share with the weights |X|, log(1 + |X|) (the
   training loss's weight, ``loss_weight``; ``weighting="loss"``, the default now) or 1, so that
-  quiet bins count more than loud ones;
+  quiet bins count more, relative to loud ones, than under power;
 * ``argmax``: every bin's power credited to the one cell whose mask logit is largest there, as the
   per-pixel loss pools cells (``pixel_mil="bin"``);
 * ``softmax``: every bin's power shared between the cells by a softmax of their logits;
 * ``claimed``: every bin's power shared in proportion to the cells' masks, so bins that every cell
   keeps count for none in particular;
 * ``log_claimed``: ``claimed`` with the loss's weights;
-* ``clip``, ``log_clip``, ``log_2s``: ``power`` or ``log`` over the whole window (about 6 s) or
-  two seconds, not one.
+* ``clip``, ``log_clip``, ``log_2s``: ``power`` or ``log`` over the whole window (``audio_len``:
+  about 3 s at the ``small`` preset) or two seconds, not one;
+* ``library``: :meth:`Analysis.energy_map` itself, with its default weighting (a check: the
+  same as ``log``).
 
 Prints pointing, median-threshold cIoU and size-matched cIoU of each (``score_pointing``), on the
-same windows. About 2 minutes for 48 duets on 2 cores at the ``small`` preset.
+same windows. About a minute for 48 duets on 2 cores at the ``small`` preset.
 """
 from __future__ import annotations
 
@@ -43,34 +45,38 @@ from avsep.inference.analysis import upsample  # noqa: E402
 from avsep.synth import load_duets  # noqa: E402
 from probe_map_variants import duet_probe  # noqa: E402
 
-# (logits (h, w, F, T), magnitude (F, T)) -> (h, w)
-Reduction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# (logits (h, w, F, T), masks: the logits activated, magnitude (F, T)) -> (h, w)
+Reduction = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def weighted_share(weight_of: Callable[[torch.Tensor], torch.Tensor]) -> Reduction:
-    def reduce(logits: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    def reduce(logits: torch.Tensor, masks: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
         weight = weight_of(magnitude)
-        return (torch.sigmoid(logits) * weight).sum(dim=(-2, -1)) / weight.sum().clamp_min(1e-12)
+        return (masks * weight).sum(dim=(-2, -1)) / weight.sum().clamp_min(1e-12)
     return reduce
 
 
-def shared_by(split: Callable[[torch.Tensor], torch.Tensor],
+def shared_by(split: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
               weight_of: Callable[[torch.Tensor], torch.Tensor] = lambda m: m ** 2) -> Reduction:
-    """Each bin's weight (default: power) split between the cells by ``split`` of the (cells, F, T) logits."""
-    def reduce(logits: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """Each bin's weight (default: power) split between the cells by ``split`` of their
+    (cells, F, T) logits and masks."""
+    def reduce(logits: torch.Tensor, masks: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
         h, w = logits.shape[:2]
-        parts = split(logits.reshape(h * w, *logits.shape[2:]))
+        parts = split(logits.reshape(h * w, *logits.shape[2:]), masks.reshape(h * w, *masks.shape[2:]))
         weight = weight_of(magnitude)
         return ((parts * weight).sum(dim=(-2, -1)) / weight.sum().clamp_min(1e-12)).reshape(h, w)
     return reduce
 
 
-def argmax_split(logits: torch.Tensor) -> torch.Tensor:
+def argmax_split(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(logits).scatter_(0, logits.argmax(0, keepdim=True), 1.0)
 
 
-def claimed_split(logits: torch.Tensor) -> torch.Tensor:
-    masks = torch.sigmoid(logits)
+def softmax_split(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits, dim=0)
+
+
+def claimed_split(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return masks / masks.sum(0, keepdim=True).clamp_min(1e-12)
 
 
@@ -80,7 +86,7 @@ REDUCTIONS: dict[str, Reduction] = {
     "log": weighted_share(loss_weight),
     "uniform": weighted_share(torch.ones_like),
     "argmax": shared_by(argmax_split),
-    "softmax": shared_by(lambda logits: torch.softmax(logits, dim=0)),
+    "softmax": shared_by(softmax_split),
     "claimed": shared_by(claimed_split),
     "log_claimed": shared_by(claimed_split, loss_weight),
 }
@@ -89,7 +95,8 @@ REDUCTIONS: dict[str, Reduction] = {
 def energy_map_with(reduce: Reduction, seconds: float | None) -> Callable:
     """A replacement for :meth:`Analysis.energy_map` that reduces the cells' logits with ``reduce``
     over ``seconds`` of the window around the time (None: the whole window)."""
-    def energy_map(self, time: float, resolution: str = "frame") -> np.ndarray:
+    def energy_map(self, time: float, resolution: str = "frame", weighting: str = "loss") -> np.ndarray:
+        # ``weighting`` is score_pointing's argument, ignored: ``reduce`` decides
         f = int(np.argmin(np.abs(self.frame_times - time)))
         w = int(np.argmin(np.abs(self.window_centres() - time)))
         grid = self.grids[f] if self.map_grids is None else self.map_grids[f]
@@ -101,7 +108,7 @@ def energy_map_with(reduce: Reduction, seconds: float | None) -> Callable:
             frames = torch.arange(magnitude.shape[-1], dtype=torch.float32)
             keep = (frames - centre).abs() <= half
             logits, magnitude = logits[..., keep], magnitude[..., keep]
-        share = reduce(logits, magnitude).cpu().numpy().astype(np.float32)
+        share = reduce(logits, self.model.activate(logits), magnitude).cpu().numpy().astype(np.float32)
         return share if resolution == "grid" else upsample(share, self.frame_size)
     return energy_map
 
@@ -112,11 +119,14 @@ def main() -> None:
     variants["clip"] = energy_map_with(REDUCTIONS["power"], None)
     variants["log_clip"] = energy_map_with(REDUCTIONS["log"], None)
     variants["log_2s"] = energy_map_with(REDUCTIONS["log"], 2.0)
-    scores = {name: {"hit": [], "ciou": [], "matched": []} for name in variants}
+    scores = {name: {"hit": [], "ciou": [], "matched": []} for name in [*variants, "library"]}
     for entry in load_duets(args.duets)[:args.count]:
         analysis = separator.analyze(entry["video"], progress=False)
-        for name, energy_map in variants.items():
-            analysis.energy_map = types.MethodType(energy_map, analysis)
+        for name, energy_map in [*variants.items(), ("library", None)]:
+            if energy_map is None:
+                del analysis.energy_map          # the class's own method again
+            else:
+                analysis.energy_map = types.MethodType(energy_map, analysis)
             result = score_pointing(analysis, entry)
             for key in scores[name]:
                 scores[name][key] += result[key]

@@ -60,8 +60,9 @@ def sounding(stems: np.ndarray, rate: int, time: float) -> np.ndarray:
     return level > SOUNDING_DBFS
 
 
-def score_pointing(analysis, entry: dict) -> dict[str, list]:
-    """At every window centre where some player sounds: does the energy map point at one of them?
+def score_pointing(analysis, entry: dict, weighting: str = "loss") -> dict[str, list]:
+    """At every window centre where some player sounds: does the energy map (its bins weighted by
+    ``weighting``, see :meth:`Analysis.energy_map`) point at one of them?
 
     Returns ``hit`` (pointing), ``ciou`` (median-threshold cIoU) and ``matched`` (size-matched
     cIoU), one value per scored moment (``time``), against the boxes of the players sounding then;
@@ -78,7 +79,7 @@ def score_pointing(analysis, entry: dict) -> dict[str, list]:
         if not active.any():
             continue
         boxes = [box_at(s, time, fps) for s, on in zip(entry["sources"], active) if on]
-        heat = analysis.energy_map(time)
+        heat = analysis.energy_map(time, weighting=weighting)
         out["time"].append(float(time))
         out["hit"].append(pointing_hit(heat, boxes))
         out["ciou"].append(median_ciou(heat, boxes))

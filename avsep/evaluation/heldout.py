@@ -21,10 +21,11 @@ from avsep.evaluation.localization import scene_interval, summarize_localization
 
 
 def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = False, map_grid: str | None = None,
-                   **query: Any) -> dict[str, Any]:
+                   map_weighting: str = "loss", **query: Any) -> dict[str, Any]:
     """Clicks and pointing on generated duets: median click SDR, the mixture's, and pointing stats.
     ``map_grid`` is the grid of the energy maps that pointing scores (default: the model's, see
-    :meth:`Separator.analyze`)."""
+    :meth:`Separator.analyze`), ``map_weighting`` how they weigh the mixture's bins
+    (:meth:`Analysis.energy_map`)."""
     from avsep.inference import Separator
 
     separator = Separator.from_checkpoint(checkpoint, device="cpu")
@@ -32,7 +33,7 @@ def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = F
     for entry in duets:
         analysis = separator.analyze(entry["video"], progress=False, map_grid=map_grid)
         clicks = score_clicks(analysis, entry, **query)
-        pointing = score_pointing(analysis, entry)
+        pointing = score_pointing(analysis, entry, map_weighting)
         sdr += clicks["SDR"]
         mixture_sdr += clicks["mixture_SDR"]
         hits_per_duet.append(pointing["hit"])
@@ -58,8 +59,8 @@ def generalization_report(checkpoint: str | Path, val_index: str | Path, heldout
                           duets: list[dict], pairs: int = 100, progress: bool = False,
                           report_dir: str | Path | None = None, **query: Any) -> dict[str, Any]:
     """In-distribution and held-out figures of one checkpoint (see the module docstring); an HTML
-    report of the held-out pairs goes to ``report_dir`` if given. ``query`` (``map_grid``, ``radius``,
-    ``pool``) goes to the duets (:func:`evaluate_duets`); ``pool`` to the solo pairs too."""
+    report of the held-out pairs goes to ``report_dir`` if given. ``query`` (``map_grid``,
+    ``map_weighting``, ``radius``, ``pool``) goes to the duets (:func:`evaluate_duets`); ``pool`` to the solo pairs too."""
     pool = query.get("pool") if query.get("pool") in MODEL_POOLS else None
     in_dist = evaluate(checkpoint, val_index, pairs=pairs, progress=progress, pool=pool)
     held_out = evaluate(checkpoint, heldout_index, pairs=pairs, oracle="ibm", progress=progress,

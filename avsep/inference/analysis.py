@@ -165,11 +165,12 @@ class Analysis:
         Each time-frequency bin of the mixture counts with a weight: ``weighting="loss"`` (the
         default) weighs it as the training loss does, log(1 + |X|) at the model's input level
         (``loss_weight``); ``"power"`` by its power |X|^2, so the map is the share of the power.
-        The loss's weights are the ones the masks were trained to be right under; with power, a
-        few loud low bins decide the share, and there the masks of cells beside a player are often
-        as high as the player's own (on the held-out duets of docs/benchmarks.md, the loss's
-        weights pointed at a sounding player 6 and 7.5 points more often with two checkpoints of
-        a weaker model, as often with a stronger one: docs/separating.md).
+        (For a model trained with ``weighted_loss=false``, the loss weighed every bin alike, and so
+        does ``"loss"``.) The loss's weights are the ones the masks were trained to be right under;
+        with power, a few loud low bins probably decide the share (not measured). On the held-out
+        duets of docs/benchmarks.md, the loss's weights pointed at a sounding player 6 and 7.5
+        points more often with two checkpoints of a weaker run, as often with a stronger one
+        (docs/separating.md).
 
         Returns (H, W) at the frame's resolution (bilinear from the grid), or the grid itself with
         ``resolution="grid"``: (2h, 2w) when the analysis kept fine map grids, else (h, w).
@@ -181,10 +182,12 @@ class Analysis:
         with torch.no_grad():
             grid = self.grids[f] if self.map_grids is None else self.map_grids[f]
             logits = self.model.synthesizer.per_pixel(grid[None], self.sound[w][None])[0]
-            weight = MAP_WEIGHTS[weighting](warped_magnitude(self.mix_spec[w], self.cfg))   # (F, T)
+            magnitude = warped_magnitude(self.mix_spec[w], self.cfg)                          # (F, T)
+            unweighted = weighting == "loss" and not self.cfg.weighted_loss
+            weight = torch.ones_like(magnitude) if unweighted else MAP_WEIGHTS[weighting](magnitude)
             centre = (time * self.sample_rate - self.starts[w]) / self.cfg.stft_hop
             half = 0.5 * self.sample_rate / self.cfg.stft_hop               # half a second of frames
-            frames = torch.arange(weight.shape[-1], dtype=torch.float32)
+            frames = torch.arange(weight.shape[-1], dtype=torch.float32, device=weight.device)
             weight = weight * ((frames - centre).abs() <= half).to(weight.dtype)
             share = (self.model.activate(logits) * weight).sum(dim=(-2, -1)) / weight.sum().clamp_min(1e-12)
         share = share.cpu().numpy().astype(np.float32)

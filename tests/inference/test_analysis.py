@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from avsep.config import Config
+from avsep.dsp.spectrogram import warped_magnitude
 from avsep.errors import AvsepError
 from avsep.evaluation.metrics import bss_eval_sources
 from avsep.inference import Box, BoxTrack, Point, Separator, VideoClip
@@ -103,18 +104,51 @@ def test_energy_maps_of_constant_masks_are_that_constant(tmp_path, weighting):
     np.testing.assert_allclose(maps, 1 / (1 + np.e), rtol=1e-4)
 
 
-def test_energy_maps_weigh_bins_as_the_loss_does_by_default(tmp_path):
+def reference_map(analysis, time: float, weight_of, seconds: float | None = 1.0) -> np.ndarray:
+    """The grid energy map at ``time`` written out: each cell's mask averaged over the bins of
+    ``seconds`` of its window (None: all of it), each bin weighted by ``weight_of(|X|)``."""
+    f = int(np.argmin(np.abs(analysis.frame_times - time)))
+    w = int(np.argmin(np.abs(analysis.window_centres() - time)))
+    model = analysis.model
+    with torch.no_grad():
+        masks = torch.sigmoid(model.synthesizer.per_pixel(analysis.map_grids[f][None], analysis.sound[w][None])[0])
+    magnitude = warped_magnitude(analysis.mix_spec[w], analysis.cfg)
+    frames = torch.arange(magnitude.shape[-1])
+    centre = (time * analysis.sample_rate - analysis.starts[w]) / analysis.cfg.stft_hop
+    near = (frames - centre).abs() <= (np.inf if seconds is None else seconds / 2 * analysis.sample_rate / analysis.cfg.stft_hop)
+    weight = weight_of(magnitude) * near.float()
+    return ((masks * weight).sum(dim=(-2, -1)) / weight.sum()).numpy()
+
+
+def sharp_separator(tmp_path) -> Separator:
     sep = separator(tmp_path, seed=3)
     with torch.no_grad():
         sep.model.synthesizer.scale.fill_(300.0)  # cells whose masks differ from bin to bin
-    analysis = sep.analyze(clip(seconds=4), progress=False)
-    default, loss, power = (analysis.energy_map(1.0, "grid", **kw) for kw in ({}, {"weighting": "loss"},
-                                                                              {"weighting": "power"}))
-    np.testing.assert_array_equal(default, loss)
-    assert not np.allclose(loss, power, atol=1e-3), "the two weightings are not the same map"
-    assert all(0.0 <= m.min() and m.max() <= 1.0 for m in (loss, power))
+    return sep
+
+
+def test_energy_maps_weigh_a_second_of_bins_as_the_loss_does_by_default(tmp_path):
+    video = clip(seconds=4)
+    video.audio[: int(1.5 * video.sample_rate)] *= 0.01     # quiet, then loud: the one-second window matters
+    analysis = sharp_separator(tmp_path).analyze(video, progress=False)
+    def loss(m):
+        return torch.log1p(m).clamp(1e-3, 10.0)     # the training loss's weight, as the paper clamps it
+    expected = reference_map(analysis, 1.2, loss)
+    assert not np.allclose(expected, reference_map(analysis, 1.2, loss, seconds=None), atol=1e-3), \
+        "the test needs a clip whose whole window weighs otherwise than its second"
+    np.testing.assert_allclose(analysis.energy_map(1.2, resolution="grid"), expected, atol=1e-5)
+    power = reference_map(analysis, 1.2, lambda m: m ** 2)
+    np.testing.assert_allclose(analysis.energy_map(1.2, "grid", weighting="power"), power, atol=1e-5)
+    assert not np.allclose(expected, power, atol=1e-3), "the two weightings differ"
     with pytest.raises(AvsepError, match="weighting='db': choose one of loss, power"):
         analysis.energy_map(1.0, weighting="db")
+
+
+def test_energy_maps_weigh_bins_alike_for_a_model_trained_unweighted(tmp_path):
+    analysis = sharp_separator(tmp_path).analyze(clip(seconds=4), progress=False)
+    analysis.cfg = analysis.cfg.replace(weighted_loss=False)   # its loss weighed every bin alike
+    np.testing.assert_allclose(analysis.energy_map(1.0, "grid"), reference_map(analysis, 1.0, torch.ones_like),
+                               atol=1e-5)
 
 
 def test_a_moving_box_selects_each_frames_own_cells(tmp_path):
