@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vggss", type=Path, help="a VGG-SS style JSON file of boxes")
     parser.add_argument("--videos", type=Path, help="the videos of --vggss")
     parser.add_argument("--limit", type=int, help="score at most this many videos")
+    parser.add_argument("--map-weighting", choices=["loss", "power"], default="loss",
+                        help="how the maps weigh the mixture's bins: as the training loss (default) or by power")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: cuda if available)")
 
@@ -67,7 +69,7 @@ def box_fractions(entry: dict) -> list[list[float]]:
     return clipped
 
 
-def score_vggss(separator, items):
+def score_vggss(separator, items, weighting: str = "loss"):
     from avsep.evaluation.localization import median_ciou, pointing_hit, size_matched_ciou
 
     cious, hits, matched, skipped = [], [], [], []
@@ -85,20 +87,20 @@ def score_vggss(separator, items):
             continue
         width, height = analysis.frame_size
         boxes = [[b[0] * width, b[1] * height, b[2] * width, b[3] * height] for b in fractions]
-        heat = analysis.energy_map(analysis.duration / 2)
+        heat = analysis.energy_map(analysis.duration / 2, weighting=weighting)
         cious.append(median_ciou(heat, boxes))
         hits.append(pointing_hit(heat, boxes))
         matched.append(size_matched_ciou(heat, boxes))
     return cious, hits, matched, skipped
 
 
-def score_duets(separator, entries: list[dict]):
+def score_duets(separator, entries: list[dict], weighting: str = "loss"):
     from avsep.evaluation.ensembles import score_pointing
 
     cious, hits, matched, skipped = [], [], [], []
     for entry in entries:
         try:
-            scores = score_pointing(separator.analyze(entry["video"], progress=False), entry)
+            scores = score_pointing(separator.analyze(entry["video"], progress=False), entry, weighting)
         except AvsepError as err:
             log.warning("skipping %s", err)
             skipped.append(str(err))
@@ -121,9 +123,10 @@ def run(args: argparse.Namespace) -> int:
         entries, score = load_duets(args.duets), score_duets
     else:
         entries, score = vggss_items(args.vggss, args.videos), score_vggss
-    scores = score(Separator.from_checkpoint(args.checkpoint, args.device), entries[:args.limit])
+    scores = score(Separator.from_checkpoint(args.checkpoint, args.device), entries[:args.limit], args.map_weighting)
     summary = summarize_localization(*scores[:3])
     summary["skipped"] = len(scores[3])
+    summary["map_weighting"] = args.map_weighting
     if args.json:
         print(json.dumps(summary))
     elif not summary["count"]:

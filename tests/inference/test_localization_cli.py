@@ -10,12 +10,14 @@ import pytest
 from tests.inference.test_objects import avsep
 
 
-def test_duets_are_scored_window_by_window(duet, checkpoint_with_bias):
+@pytest.mark.parametrize("weighting", [None, "power"])
+def test_duets_are_scored_window_by_window(duet, checkpoint_with_bias, weighting):
     result = avsep("evaluate-localization", "--duets", str(Path(duet["video"]).parent),
-                   "--checkpoint", str(checkpoint_with_bias(0.0)), "--json", "--device", "cpu")
+                   "--checkpoint", str(checkpoint_with_bias(0.0)), "--json", "--device", "cpu",
+                   *([] if weighting is None else ["--map-weighting", weighting]))
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["count"] >= 1 and summary["skipped"] == 0
+    assert summary["count"] >= 1 and summary["skipped"] == 0 and summary["map_weighting"] == (weighting or "loss")
     assert 0.0 <= summary["pointing"] <= 1.0 and 0.0 <= summary["AUC"] <= 1.0
 
 
