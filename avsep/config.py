@@ -27,6 +27,8 @@ from avsep.errors import AvsepError
 MODEL_POOLS = ("vector", "average", "mask")
 # ...and at a query, also ``mean``: the mean of the cells' masks (Analysis.separate's ``pool=``).
 QUERY_POOLS = MODEL_POOLS + ("mean",)
+# How energy maps weigh the mixture's bins (Analysis.energy_map): as the training loss, or by power.
+MAP_WEIGHTINGS = ("loss", "power")
 # Keys that older checkpoints carry but that are now run settings or gone: ignored on load.
 LEGACY_KEYS = {"workers", "checkpoint_minutes", "preset"}
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avsep.cli.quickstart import config_changes, train_to  # noqa: E402
 from avsep.cli.train import RESUMABLE_CHANGES  # noqa: E402
-from avsep.config import QUERY_POOLS, Config, RunSettings  # noqa: E402
+from avsep.config import MAP_WEIGHTINGS, QUERY_POOLS, Config, RunSettings  # noqa: E402
 from avsep.errors import AvsepError  # noqa: E402
 from avsep.evaluation.heldout import format_report, generalization_report  # noqa: E402
 from avsep.evaluation.tables import json_safe  # noqa: E402
@@ -93,7 +93,7 @@ def main() -> None:
                         "(default: the library's, 1); rescoring a trained run does not train it again")
     parser.add_argument("--map-grid", choices=["fine", "coarse"], default="fine",  # small: fine by default too
                         help="grid of the energy maps that pointing scores (rescoring does not train again)")
-    parser.add_argument("--map-weighting", choices=["loss", "power"], default="loss",
+    parser.add_argument("--map-weighting", choices=MAP_WEIGHTINGS, default=MAP_WEIGHTINGS[0],
                         help="how the energy maps that pointing scores weigh the mixture's bins (power: as "
                         "before 2026-12-06; rescoring does not train again)")
     parser.add_argument("--score", choices=("best", "last"), default="best",

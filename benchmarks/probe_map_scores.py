@@ -97,16 +97,12 @@ def energy_map_with(reduce: Reduction, seconds: float | None) -> Callable:
     over ``seconds`` of the window around the time (None: the whole window)."""
     def energy_map(self, time: float, resolution: str = "frame", weighting: str = "loss") -> np.ndarray:
         # ``weighting`` is score_pointing's argument, ignored: ``reduce`` decides
-        f = int(np.argmin(np.abs(self.frame_times - time)))
-        w = int(np.argmin(np.abs(self.window_centres() - time)))
+        f, w = self.frame_and_window(time)
         grid = self.grids[f] if self.map_grids is None else self.map_grids[f]
         logits = self.model.synthesizer.per_pixel(grid[None], self.sound[w][None])[0].float()
         magnitude = warped_magnitude(self.mix_spec[w], self.cfg).float()
         if seconds is not None:
-            centre = (time * self.sample_rate - self.starts[w]) / self.cfg.stft_hop
-            half = 0.5 * seconds * self.sample_rate / self.cfg.stft_hop
-            frames = torch.arange(magnitude.shape[-1], dtype=torch.float32)
-            keep = (frames - centre).abs() <= half
+            keep = self.frames_near(time, w, magnitude.shape[-1], seconds=seconds)
             logits, magnitude = logits[..., keep], magnitude[..., keep]
         share = reduce(logits, self.model.activate(logits), magnitude).cpu().numpy().astype(np.float32)
         return share if resolution == "grid" else upsample(share, self.frame_size)

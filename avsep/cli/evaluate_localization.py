@@ -20,6 +20,7 @@ import logging
 import math
 from pathlib import Path
 
+from avsep.config import MAP_WEIGHTINGS
 from avsep.errors import AvsepError
 
 log = logging.getLogger("avsep")
@@ -32,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vggss", type=Path, help="a VGG-SS style JSON file of boxes")
     parser.add_argument("--videos", type=Path, help="the videos of --vggss")
     parser.add_argument("--limit", type=int, help="score at most this many videos")
-    parser.add_argument("--map-weighting", choices=["loss", "power"], default="loss",
+    parser.add_argument("--map-weighting", choices=MAP_WEIGHTINGS, default=MAP_WEIGHTINGS[0],
                         help="how the maps weigh the mixture's bins: as the training loss (default) or by power")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: cuda if available)")

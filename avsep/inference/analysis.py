@@ -27,15 +27,15 @@ import torch
 from scipy.signal import resample_poly
 from torch import Tensor
 
-from avsep.config import QUERY_POOLS, Config
+from avsep.config import MAP_WEIGHTINGS, QUERY_POOLS, Config
 from avsep.dsp.masks import loss_weight, masks_to_audio
 from avsep.dsp.spectrogram import warped_magnitude
 from avsep.errors import AvsepError
 from avsep.inference.regions import Box, BoxTrack, Point, Region, cells, check_region, region_at
 
 POINT_RADIUS = 1
-# How the energy maps weigh the bins of the mixture's warped magnitude (F, T): see Analysis.energy_map.
-MAP_WEIGHTS = {"loss": loss_weight, "power": lambda magnitude: magnitude ** 2}
+# The weights of MAP_WEIGHTINGS on the bins of the mixture's warped magnitude (F, T): see Analysis.energy_map.
+MAP_WEIGHTS = dict(zip(MAP_WEIGHTINGS, (loss_weight, lambda magnitude: magnitude ** 2)))
 
 
 @dataclass
@@ -176,22 +176,30 @@ class Analysis:
         ``resolution="grid"``: (2h, 2w) when the analysis kept fine map grids, else (h, w).
         """
         if weighting not in MAP_WEIGHTS:
-            raise AvsepError(f"weighting={weighting!r}: choose one of {', '.join(MAP_WEIGHTS)}")
-        f = int(np.argmin(np.abs(self.frame_times - time)))
-        w = int(np.argmin(np.abs(self.window_centres() - time)))
+            raise AvsepError(f"weighting={weighting!r}: choose one of {', '.join(MAP_WEIGHTINGS)}")
+        f, w = self.frame_and_window(time)
         with torch.no_grad():
             grid = self.grids[f] if self.map_grids is None else self.map_grids[f]
             logits = self.model.synthesizer.per_pixel(grid[None], self.sound[w][None])[0]
             magnitude = warped_magnitude(self.mix_spec[w], self.cfg)                          # (F, T)
             unweighted = weighting == "loss" and not self.cfg.weighted_loss
             weight = torch.ones_like(magnitude) if unweighted else MAP_WEIGHTS[weighting](magnitude)
-            centre = (time * self.sample_rate - self.starts[w]) / self.cfg.stft_hop
-            half = 0.5 * self.sample_rate / self.cfg.stft_hop               # half a second of frames
-            frames = torch.arange(weight.shape[-1], dtype=torch.float32, device=weight.device)
-            weight = weight * ((frames - centre).abs() <= half).to(weight.dtype)
+            weight = weight * self.frames_near(time, w, weight.shape[-1], weight.device).to(weight.dtype)
             share = (self.model.activate(logits) * weight).sum(dim=(-2, -1)) / weight.sum().clamp_min(1e-12)
         share = share.cpu().numpy().astype(np.float32)
         return share if resolution == "grid" else upsample(share, self.frame_size)
+
+    def frame_and_window(self, time: float) -> tuple[int, int]:
+        """The analysed frame and the audio window nearest to ``time``: what a map at ``time`` is made of."""
+        return (int(np.argmin(np.abs(self.frame_times - time))),
+                int(np.argmin(np.abs(self.window_centres() - time))))
+
+    def frames_near(self, time: float, window: int, count: int, device: torch.device | str = "cpu",
+                    seconds: float = 1.0) -> Tensor:
+        """Which of the ``count`` STFT frames of ``window`` lie within ``seconds / 2`` of ``time``: (count,) bool."""
+        centre = (time * self.sample_rate - self.starts[window]) / self.cfg.stft_hop
+        half = 0.5 * seconds * self.sample_rate / self.cfg.stft_hop
+        return (torch.arange(count, dtype=torch.float32, device=device) - centre).abs() <= half
 
     def energy_maps(self, times: Sequence[float] | None = None, resolution: str = "frame",
                     weighting: str = "loss") -> tuple[np.ndarray, np.ndarray]:

@@ -42,10 +42,9 @@ def draw_objects(frame: Image.Image, objects: list[dict], time: float, scale: fl
 def heatmap_frames(analysis, frames, objects: list[dict] | None = None, alpha: float = 0.5) -> Iterator[np.ndarray]:
     """Overlay the energy map of each (time, frame) pair; yields (H, W, 3) uint8 arrays."""
     cache: dict[tuple[int, int], np.ndarray] = {}
-    centres = analysis.window_centres()
     for time, frame in frames:
         # Maps change with the analysed frame and the audio window: compute each pair once.
-        key = (int(np.argmin(np.abs(analysis.frame_times - time))), int(np.argmin(np.abs(centres - time))))
+        key = analysis.frame_and_window(time)
         if key not in cache:
             cache[key] = analysis.energy_map(time, resolution="grid")
         image = heatmap_overlay(frame, np.clip(cache[key], 0.0, 1.0), alpha=alpha)
