@@ -107,6 +107,7 @@ class Config:
     # their full strength (0: full from the first step). A model takes off sooner on easy views.
     aug_ramp: int = 0
     compose_prob: float = 0.0         # probability that a view shows a tile of another video (composed frames)
+    texture_prob: float = 0.0         # probability that a silent tile of a composed view is a random texture instead
     eq_db: float = 0.0                # random equalisation of each training source, up to +-eq_db at any frequency
     # --- optimisation ----------------------------------------------------------------------
     optimizer: str = "sgd"            # sgd|adam|adamw (adamw: weight decay decoupled from the gradient)
@@ -259,8 +260,8 @@ class Config:
              "imagenet_pretrained needs resnet_width=64 (the ImageNet net)"),
             (self.target_rms > 0 and self.warp_base > 1, "target_rms must be positive and warp_base above 1"),
             (0 < self.crop_scale <= 1, "crop_scale must be in (0, 1]"),
-            (all(0 <= p <= 1 for p in (self.blur_prob, self.cutout_prob, self.compose_prob, self.grey_prob)),
-             "blur_prob, cutout_prob, compose_prob and grey_prob must be in [0, 1]"),
+            (all(0 <= p <= 1 for p in (self.blur_prob, self.cutout_prob, self.compose_prob, self.grey_prob, self.texture_prob)),
+             "blur_prob, cutout_prob, compose_prob, grey_prob and texture_prob must be in [0, 1]"),
             (min(self.color_jitter, self.pixel_loss, self.pixel_sparsity, self.eq_db, self.av_contrast) >= 0,
              "color_jitter, pixel_loss, pixel_sparsity, eq_db and av_contrast must be >= 0"),
             (self.pixel_loss_pool >= 1 and self.freq_bins % self.pixel_loss_pool == 0

@@ -8,7 +8,8 @@ are made:
 * **composed views** ("Mix and Localize", Hu et al., CVPR 2022): with probability
   ``compose_prob`` a view becomes a 2 x 2 grid of whole frames, its own video in one quadrant
   and, in the others, the other videos of the mixture and videos that are *not* in the mixture
-  (silent distractors). Each view carries an ``owner`` map, (g, g) ints, giving for every grid
+  (silent distractors), or, with probability ``texture_prob`` each, random textures that show
+  nothing in particular (:mod:`avsep.data.textures`). Each view carries an ``owner`` map, (g, g) ints, giving for every grid
   cell the source it shows, or -1 for a video that is not in the mixture. The pooled loss pools
   each source's own cells; the per-pixel loss teaches the cells of silent videos to stay silent.
 
@@ -29,6 +30,7 @@ import scipy.fft
 from PIL import Image, ImageFilter
 
 from avsep.config import Config
+from avsep.data.textures import random_texture
 from avsep.dsp.inputs import IMAGENET_MEAN, scaled_size
 
 View = list  # list[Image.Image]: the T frames of one clip, all the same size
@@ -167,6 +169,9 @@ def training_views(clips: Sequence[Sequence[Image.Image]], distractors: Callable
     views = [random_view(frames, cfg, rng) for frames in clips]
     composed = rng.random(num) < cfg.compose_prob
     extra = [random_view(frames, cfg, rng) for frames in distractors()] if composed.any() else []
+    if cfg.texture_prob and extra:  # drawn only when asked, so that runs without it keep their stream
+        extra = [[random_texture(cfg.img_size, rng)] * len(view) if rng.random() < cfg.texture_prob else view
+                 for view in extra]
     owners = np.repeat(np.arange(num).reshape(num, 1, 1), cfg.grid_size, axis=1).repeat(cfg.grid_size, axis=2)
     out = []
     for n, view in enumerate(views):

@@ -112,3 +112,24 @@ def test_random_eq_is_a_gentle_bounded_filter():
     assert shaped.shape == clip.shape
     clip_db = 20 * np.log10(np.abs(np.fft.rfft(shaped)[100:]) / np.abs(np.fft.rfft(clip)[100:]))
     assert np.percentile(clip_db, 99) <= 6.5 and np.percentile(clip_db, 1) >= -6.5 and np.ptp(clip_db) > 1.0
+
+
+@pytest.mark.parametrize("texture_prob", [0.0, 1.0])
+def test_silent_tiles_show_textures_as_often_as_asked(texture_prob):
+    """At texture_prob=1 no silent tile shows the distractor video (blue); at 0 every one does.
+    The owner map is the same either way: a texture is silent."""
+    cfg = Config.preset("small").replace(compose_prob=1.0, texture_prob=texture_prob, color_jitter=0.0,
+                                         crop_scale=1.0, blur_prob=0.0, cutout_prob=0.0)
+    s = cfg.visual_stride
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        views, owners = training_views([_clip(COLOURS[0]), _clip(COLOURS[1])],
+                                       lambda: [_clip(COLOURS[SILENT])] * 3, cfg, rng)
+        for view, owner in zip(views, owners):
+            pixels = np.asarray(view[0])
+            silent = [(r0, c0, r1, c1) for r0, c0, r1, c1 in quadrants(cfg) if owner[r0, c0] == SILENT]
+            assert silent, "three of the four tiles are drawn from one mixture video and three silent ones"
+            shows_blue = [tuple(pixels[(r0 + r1) * s // 2, (c0 + c1) * s // 2]) == COLOURS[SILENT]
+                          for r0, c0, r1, c1 in silent]
+            assert not any(shows_blue) if texture_prob else all(shows_blue)
+
