@@ -39,13 +39,22 @@ def draw_objects(frame: Image.Image, objects: list[dict], time: float, scale: fl
         draw.text((xy[0] + 4, xy[1] + 2), f"#{obj['track'].track_id} {obj['track'].class_name}", fill=colour)
 
 
+# Maps are made anew this many times a second. A map at t covers the second of sound around t,
+# so it changes with t even where the analysed frame and the audio window stay the same; drawn
+# anew for every video frame, a 60 s video at 25 fps would cost 1,500 maps instead of 240.
+MAP_REFRESH_HZ = 4.0
+
+
 def heatmap_frames(analysis, frames, objects: list[dict] | None = None, alpha: float = 0.5) -> Iterator[np.ndarray]:
-    """Overlay the energy map of each (time, frame) pair; yields (H, W, 3) uint8 arrays."""
-    cache: dict[tuple[int, int], np.ndarray] = {}
+    """Overlay the energy map of each (time, frame) pair; yields (H, W, 3) uint8 arrays.
+
+    The map is the one at the first time of its quarter second (:data:`MAP_REFRESH_HZ`), or anew
+    wherever the analysed frame or the audio window changes."""
+    cache: dict[tuple[int, int, int], np.ndarray] = {}
     for time, frame in frames:
-        # Maps change with the analysed frame and the audio window: compute each pair once.
-        key = analysis.frame_and_window(time)
+        key = (*analysis.frame_and_window(time), math.floor(time * MAP_REFRESH_HZ))
         if key not in cache:
+            cache.clear()  # times only grow: an earlier map is not asked for again
             cache[key] = analysis.energy_map(time, resolution="grid")
         image = heatmap_overlay(frame, np.clip(cache[key], 0.0, 1.0), alpha=alpha)
         if objects:
