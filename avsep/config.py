@@ -372,9 +372,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         visual_centred=True,
         # Half of the silent tiles of composed views show random textures rather than other
         # videos, so that colours, shapes and patterns alone learn to be silent: on the
-        # quickstart's data the energy peak fell on a sounding player in 92% of held-out duet
-        # windows against 66 and 70% for two runs without; on a second draw 77% against 83%
-        # (docs/training.md, "Random textures as silent tiles").
+        # quickstart's data the energy peak fell on a sounding player in 92% and 77% of held-out
+        # duet windows (two training seeds) against 70% and 66% without; on a second draw 77%
+        # against 83% (docs/training.md, "Random textures as silent tiles").
         texture_prob=0.5,
     ),
 }

@@ -23,8 +23,9 @@ from avsep.errors import AvsepError
 from avsep.synth.instruments import DEFAULT_PER_LABEL
 
 log = logging.getLogger("avsep")
-# About 30 minutes of training on 2 free cores of an AMD EPYC in bf16 (its native bfloat16 makes
-# `--precision auto` choose it; 2.4 steps/s), about 40 in fp32 (1.8 to 2.0 steps/s): the `small`
+# About 35 minutes of training on 2 free cores of an AMD EPYC in bf16 (its native bfloat16 makes
+# `--precision auto` choose it; 2.4 steps/s, 2.1 since the preset's random textures), about 45 in
+# fp32 (1.8 to 2.0 steps/s before the textures): the `small`
 # preset's 2,850 steps, then 1,500 with its push towards silence (sparsity_start). With 32 videos
 # an instrument a run can start to separate late (between steps 2,000 and 3,000 on seed 0's draw),
 # and 3,350 steps were then too few for held-out scenes; docs/training.md, "Thirty-two videos an instrument".
@@ -34,8 +35,8 @@ DEFAULT_STEPS = 4350
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, default=Path("avsep_quickstart"), help="where everything goes")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                        help=f"training steps in total (default: {DEFAULT_STEPS}: about 30 minutes on 2 cores with "
-                        "native bfloat16, about 40 in fp32; the last 1,500 with the preset's push towards silence)")
+                        help=f"training steps in total (default: {DEFAULT_STEPS}: about 35 minutes on 2 cores with "
+                        "native bfloat16, about 45 in fp32; the last 1,500 with the preset's push towards silence)")
     parser.add_argument("--minutes", type=float, help="also stop training after this many minutes of this run")
     parser.add_argument("--per-label", type=int, default=DEFAULT_PER_LABEL,
                         help=f"training-pool solo videos per instrument (default: {DEFAULT_PER_LABEL})")
