@@ -9,9 +9,10 @@ are made:
   ``compose_prob`` a view becomes a 2 x 2 grid of whole frames, its own video in one quadrant
   and, in the others, the other videos of the mixture and videos that are *not* in the mixture
   (silent distractors), or, with probability ``texture_prob`` each, random textures that show
-  nothing in particular (:mod:`avsep.data.textures`). Each view carries an ``owner`` map, (g, g) ints, giving for every grid
-  cell the source it shows, or -1 for a video that is not in the mixture. The pooled loss pools
-  each source's own cells; the per-pixel loss teaches the cells of silent videos to stay silent.
+  nothing in particular (:mod:`avsep.data.textures`). Each view carries an ``owner`` map,
+  (g, g) ints, giving for every grid cell the source it shows, or -1 for a video that is not in
+  the mixture or a texture. The pooled loss pools each source's own cells; the per-pixel loss
+  teaches the cells of silent tiles to stay silent.
 
 Sources are equalised at random (``eq_db``): microphones, rooms and instruments colour the
 spectrum of real recordings, and a model should not depend on one colouring.

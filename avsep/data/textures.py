@@ -9,7 +9,7 @@ no sound. Nothing here depends on how the generated scenes are drawn, so it appl
 training on real videos as it does to generated ones.
 
 A texture is a smooth colour field, maybe overlaid by a periodic pattern (stripes, checks,
-hexagons or dots), then maybe some flat shapes (ellipses, rectangles, polygons) in saturated
+hexagons or dots), then maybe some flat shapes (ellipses, rectangles, polygons) in random
 colours, and maybe blurred.
 """
 from __future__ import annotations

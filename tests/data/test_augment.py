@@ -132,4 +132,3 @@ def test_silent_tiles_show_textures_as_often_as_asked(texture_prob):
             shows_blue = [tuple(pixels[(r0 + r1) * s // 2, (c0 + c1) * s // 2]) == COLOURS[SILENT]
                           for r0, c0, r1, c1 in silent]
             assert not any(shows_blue) if texture_prob else all(shows_blue)
-

@@ -29,7 +29,7 @@ def test_maps_follow_time_within_one_frame_and_window():
     analysis = RecordingAnalysis()
     images = list(heatmap_frames(analysis, _frames()))
     assert len(images) == 16 and images[0].shape == (24, 32, 3)
-    # 2 s at 8 fps: a new map every quarter second (8), not one per analysed frame and window (5)
+    # 2 s at 8 fps: a new map every quarter second (8), not one per analysed frame and window (4)
     assert len(analysis.asked) == int(2.0 * MAP_REFRESH_HZ)
     assert all(b - a <= 1 / MAP_REFRESH_HZ + 1e-9 for a, b in zip(analysis.asked, analysis.asked[1:]))
     assert (images[0] != images[-1]).any(), "the overlay changes as the map does"
