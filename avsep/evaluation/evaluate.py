@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from avsep.dsp.spectrogram import istft
 from avsep.errors import AvsepError
 from avsep.evaluation.metrics import summarize
 from avsep.evaluation.scoring import METRICS, score_mixture, silent_references
+from avsep.evaluation.tables import label_group, label_group_rows
 from avsep.utils import pick_device
 
 log = logging.getLogger("avsep")
@@ -74,9 +75,14 @@ class Tally:
         self.silent: Counter = Counter()
         self.skipped: Counter = Counter()
         self.mixtures = 0
+        self.gains_by_labels: dict[str, list[float]] = {}  # label group -> the model's SDRi of its sources
 
-    def add(self, scores: dict[str, dict]) -> None:
+    def add(self, scores: dict[str, dict], labels: Sequence[str] | None = None) -> None:
+        """One mixture's scores (:func:`score_mixture`); with its sources' ``labels``, also
+        counted under their group (``summary()["label_groups"]``)."""
         self.mixtures += 1
+        if labels is not None:
+            self.gains_by_labels.setdefault(label_group(labels), []).extend(scores["model"]["SDRi"])
         for system, metrics in scores.items():
             self.silent[system] += int(sum(metrics["silent"]))
             for metric in METRICS:
@@ -91,6 +97,8 @@ class Tally:
         summary["mixtures_scored"] = self.mixtures
         summary["silent_estimates"] = {system: self.silent[system] for system in self.values}
         summary["mixtures_skipped"] = dict(self.skipped)
+        if self.gains_by_labels:
+            summary["label_groups"] = label_group_rows(self.gains_by_labels)
         return summary
 
 
@@ -115,7 +123,7 @@ def score_loader(model, loader, cfg: Config, device: torch.device | str = "cpu",
             if oracle:
                 estimates[f"oracle_{oracle}"] = out["oracle"][b].numpy()
             scores = score_mixture(sources, estimates, mix)
-            tally.add(scores)
+            tally.add(scores, batch["label_names"][b] if "label_names" in batch else None)
             if len(items) < keep:
                 items.append(_report_item(batch, out, b, scores, cfg))
     summary = tally.summary()
@@ -216,5 +224,6 @@ def evaluate(checkpoint: str | Path, index: str | Path, num_mix: int | None = No
         from avsep.evaluation.tables import summary_rows
 
         title = f"avsep evaluation: {Path(checkpoint).name} on {Path(index).name}"
-        summary["report"] = str(write_report(report_dir, title, summary_rows(summary), summary.pop("items")))
+        summary["report"] = str(write_report(report_dir, title, summary_rows(summary), summary.pop("items"),
+                                             summary.get("label_groups")))
     return summary

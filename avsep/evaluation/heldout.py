@@ -18,6 +18,7 @@ from avsep.config import MODEL_POOLS
 from avsep.evaluation.ensembles import score_clicks, score_pointing
 from avsep.evaluation.evaluate import evaluate
 from avsep.evaluation.localization import scene_interval, summarize_localization
+from avsep.evaluation.tables import format_label_groups, label_group, label_group_rows
 
 
 def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = False, map_grid: str | None = None,
@@ -30,6 +31,7 @@ def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = F
 
     separator = Separator.from_checkpoint(checkpoint, device="cpu")
     sdr, mixture_sdr, cious, matched, per_duet, hits_per_duet = [], [], [], [], [], []
+    gains_by_labels: dict[str, list[float]] = {}
     for entry in duets:
         analysis = separator.analyze(entry["video"], progress=False, map_grid=map_grid)
         clicks = score_clicks(analysis, entry, **query)
@@ -39,6 +41,8 @@ def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = F
         hits_per_duet.append(pointing["hit"])
         cious += pointing["ciou"]
         matched += pointing["matched"]
+        gains_by_labels.setdefault(label_group(clicks["label"]), []).extend(
+            float(s - m) for s, m in zip(clicks["SDR"], clicks["mixture_SDR"]))
         per_duet.append({"name": entry["name"], "labels": clicks["label"], "SDR": clicks["SDR"],
                          "mixture_SDR": clicks["mixture_SDR"], "pointing": float(np.mean(pointing["hit"] or [0]))})
         if progress:
@@ -52,7 +56,7 @@ def evaluate_duets(checkpoint: str | Path, duets: list[dict], progress: bool = F
             "mixture_SDR_median": float(np.median(mixture_sdr)),
             "click_SDRi_median": float(np.median(np.array(sdr) - np.array(mixture_sdr))),
             "sources": len(sdr), "duets": len(duets), "localization": localization,
-            "per_duet": per_duet}
+            "label_groups": label_group_rows(gains_by_labels), "per_duet": per_duet}
 
 
 def generalization_report(checkpoint: str | Path, val_index: str | Path, heldout_index: str | Path,
@@ -90,4 +94,10 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"pointing on held-out duets: {loc['pointing']:.0%} of {loc['count']} windows "
                      f"(90% interval over duets {low:.0%}-{high:.0%}); "
                      f"cIoU@0.5 {loc['cIoU@0.5']:.2f}, AUC {loc['AUC']:.2f}, size-matched cIoU {loc['size_matched_cIoU']:.2f}")
+    lines.append(f"median gain of each player's click {duets['click_SDRi_median']:+.2f} dB "
+                 "(the gain of the median above is the issue's figure; this one is per player)")
+    if report["held_out"].get("label_groups"):
+        lines.append(format_label_groups(report["held_out"]["label_groups"], "sources of held-out solo pairs"))
+    if duets.get("label_groups"):
+        lines.append(format_label_groups(duets["label_groups"], "clicked players of held-out duets"))
     return "\n".join(lines)

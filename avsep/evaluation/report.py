@@ -47,7 +47,7 @@ audio { width: 220px; display: block; margin-bottom: .3em; }
 
 
 def write_report(out_dir: str | os.PathLike, title: str, summary_rows: list[dict[str, Any]],
-                 items: list[dict[str, Any]]) -> Path:
+                 items: list[dict[str, Any]], label_groups: list[dict[str, Any]] | None = None) -> Path:
     """Write an HTML report of evaluated mixtures; returns the path of ``index.html``.
 
     Args:
@@ -67,6 +67,8 @@ def write_report(out_dir: str | os.PathLike, title: str, summary_rows: list[dict
 
             Missing optional entries (frames, masks, magnitudes, audio, metrics) are
             simply not shown.
+        label_groups: optional rows of the median gain by the labels mixed
+            (:func:`avsep.evaluation.tables.label_group_rows`), shown under the summary.
     """
     out_dir = Path(out_dir)
     # Image encoding and file writes release the GIL, so items can overlap on several cores.
@@ -79,6 +81,8 @@ def write_report(out_dir: str | os.PathLike, title: str, summary_rows: list[dict
         f"<style>{CSS}</style></head><body>",
         f"<h1>{_esc(title)}</h1>",
         _summary_table(summary_rows),
+        *(["<h2>Median SDR gain by the instruments mixed, worst first</h2>", _summary_table(label_groups)]
+          if label_groups else []),
         *sections,
         "</body></html>",
     ])

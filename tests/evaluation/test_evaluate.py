@@ -44,6 +44,14 @@ def test_evaluate_with_oracle_and_report(tiny_dataset, untrained_checkpoint, tmp
     assert table.splitlines()[2].startswith("model ") and "model_binary" in table
     assert "thresholded at 0.5 (the original Sound of Pixels protocol)" in table
     assert "12 sources in 6 mixtures" in table and "skipped: none" in table
+    # every scored source is counted once under the labels of its mixture, worst group first
+    groups = summary["label_groups"]
+    assert sum(row["sources"] for row in groups) == 12
+    assert all(" + " in row["labels"] and row["labels"] == " + ".join(sorted(row["labels"].split(" + ")))
+               for row in groups)
+    assert [row["SDRi median"] for row in groups] == sorted(row["SDRi median"] for row in groups)
+    assert "by the labels mixed, worst first" in table and groups[0]["labels"] in table
+    assert "Median SDR gain by the instruments mixed" in html and groups[0]["labels"] in html
 
 
 def test_fewer_distinct_mixtures_than_asked_are_scored_once_and_said(tiny_dataset, untrained_checkpoint, caplog):
