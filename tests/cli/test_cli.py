@@ -51,7 +51,10 @@ def test_quickstart_end_to_end(tmp_path):
              if line.startswith(("in distribution (validation)", "held-out scenes, solo pairs",
                                  "held-out duets, click a player", "ideal binary mask"))]
     assert len(table) == 4
-    assert (work / "report" / "index.html").is_file()
+    # ...and, under it, the gain of each pair of instruments mixed, which the medians can hide
+    assert "worst first (sources of held-out solo pairs):" in out and "worst first (clicked players of held-out duets):" in out
+    assert "median gain of each player's click" in out
+    assert "by the instruments mixed" in (work / "report" / "index.html").read_text()
     wavs = sorted((work / "separated").glob("*.wav"))
     assert len(wavs) == 3  # the two clicked players and the residual
     for wav in wavs:
