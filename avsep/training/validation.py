@@ -4,7 +4,8 @@ Rank r scores mixtures r, r + W, r + 2W... of the validation set (the same fixed
 single process scores), the per-source scores of every rank are gathered, put back in mixture
 order and summarised on every rank, so every rank takes the same best.pt decision without
 another message. With one process this gives exactly what
-:func:`avsep.evaluation.evaluate.score_loader` gives.
+:func:`avsep.evaluation.evaluate.score_loader` gives (less its ``label_groups``: validation
+items carry no label names).
 """
 from __future__ import annotations
 
