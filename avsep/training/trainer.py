@@ -98,8 +98,10 @@ def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.
     vectors = model.pooled_vectors(grids, owner)
     loss = mask_loss(model.pooled_logits(sound, grids, vectors=vectors), targets, cfg, weight)
     if cfg.av_contrast:
+        # A batch built by hand may carry no labels: then every other source is a negative.
+        labels = batch["labels"].to(device) if "labels" in batch else None
         loss = loss + cfg.av_contrast * contrast_loss(vectors, sound, targets, weight, model.synthesizer.scale,
-                                                      labels=batch["labels"].to(device))
+                                                      labels=labels)
     if cfg.pixel_loss:
         # The synthesizer is linear in the audio features, so pooling them pools the logits: the
         # per-pixel loss then costs pixel_loss_pool**2 times less, at a coarser time-frequency grid.
