@@ -155,7 +155,7 @@ def bench_loading(data: Path, shards: Path, samples: int) -> dict:
 def agreement(seeds: list[int]) -> None:
     from avsep.models.checkpoint import load_checkpoint
     from tests.conftest import write_tiny_dataset
-    from tests.training.test_train import TINY
+    from tests.training.test_distributed import TINY_DDP
 
     scores = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,7 +163,7 @@ def agreement(seeds: list[int]) -> None:
         write_tiny_dataset(data)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         for seed in seeds:
-            args = ["train", "--data", str(data), *TINY, "--set", "av_contrast=0", "--set", f"seed={seed}", "--max-steps", "12"]
+            args = ["train", "--data", str(data), *TINY_DDP, "--set", f"seed={seed}", "--max-steps", "12"]
             row = []
             for name, launcher in (("one", [sys.executable, "-m", "avsep"]),
                                    ("two", [sys.executable, "-m", "torch.distributed.run", "--standalone",

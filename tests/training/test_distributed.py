@@ -37,13 +37,14 @@ from tests.training.test_train import TINY, same_weights, weights
 # statistics do.
 CFG = Config.preset("small").replace(channels=8, resnet_width=8, unet_channels=8, batch_size=4, epoch_size=16,
                                      val_pairs=4, val_every=4, av_contrast=0.0)
+TINY_DDP = [*TINY, "--set", "av_contrast=0"]  # CFG's command line (bench_scaling.py's agreement uses it too)
 STEPS = 12
 SDR_TOLERANCE_DB = 1.2  # 3 sigma of the seed-to-seed difference (module docstring)
 
 
 def torchrun(data, out, *extra, nproc=2):
     return [PYTHON, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-            "-m", "avsep", "train", "--data", str(data), "--out", str(out), *TINY, "--set", "av_contrast=0", *extra]
+            "-m", "avsep", "train", "--data", str(data), "--out", str(out), *TINY_DDP, *extra]
 
 
 def run_ok(cmd, timeout=600):
