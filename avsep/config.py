@@ -29,6 +29,8 @@ MODEL_POOLS = ("vector", "average", "mask")
 QUERY_POOLS = MODEL_POOLS + ("mean",)
 # How energy maps weigh the mixture's bins (Analysis.energy_map): as the training loss, or by power.
 MAP_WEIGHTINGS = ("loss", "power")
+# What a learning rate is multiplied by at the end of its cooldown (``lr_cooldown``).
+COOLDOWN_FLOOR = 0.02
 # Keys that older checkpoints carry but that are now run settings or gone: ignored on load.
 LEGACY_KEYS = {"workers", "checkpoint_minutes", "preset"}
 
@@ -116,6 +118,10 @@ class Config:
     lr_synth: float = 1e-3
     lr_milestones: tuple = (40, 60)   # epochs after which every learning rate is multiplied by lr_gamma
     lr_gamma: float = 0.1
+    # (first step, last step) over which every learning rate falls linearly to COOLDOWN_FLOOR of
+    # itself, and stays there; () for none. A constant rate keeps the weights moving; the fall at
+    # the end of a run of known length lets them settle ("warmup-stable-decay" schedules).
+    lr_cooldown: tuple = ()
     momentum: float = 0.9             # SGD momentum, or Adam's beta1
     weight_decay: float = 1e-4
     # Validation, best.pt and every checkpoint's model use an exponential moving average of the
@@ -267,6 +273,8 @@ class Config:
             (self.pixel_loss_pool >= 1 and self.freq_bins % self.pixel_loss_pool == 0
              and self.time_frames % self.pixel_loss_pool == 0, "pixel_loss_pool must divide freq_bins and the time frames"),
             (all(isinstance(m, int) and m > 0 for m in self.lr_milestones), "lr_milestones must be positive epochs"),
+            (not self.lr_cooldown or (len(self.lr_cooldown) == 2 and 0 <= self.lr_cooldown[0] < self.lr_cooldown[1]),
+             "lr_cooldown must be () or two steps, first < last (--set lr_cooldown=1700,2500)"),
             (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
             (self.aug_ramp >= 0, "aug_ramp must be >= 0 steps"),
             (self.sparsity_gate_db >= 0, "sparsity_gate_db must be >= 0 dB"),

@@ -24,7 +24,7 @@ log = logging.getLogger("avsep")
 # the per-pixel loss, which a later stage of a run may switch on (docs/training.md, "Sparsity
 # after take-off": on models that already separated, it raised pointing). Neither changes what
 # a checkpoint holds, so the run goes on from its own weights and optimizer.
-RESUMABLE_CHANGES = {"epochs", "pixel_sparsity", "sparsity_gate_db", "sparsity_start"}
+RESUMABLE_CHANGES = {"epochs", "lr_cooldown", "pixel_sparsity", "sparsity_gate_db", "sparsity_start"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from avsep.config import Config, RunSettings
+from avsep.config import COOLDOWN_FLOOR, Config, RunSettings
 from avsep.dsp.inputs import mixture_features
 from avsep.dsp.masks import contrast_loss, loss_weight, mask_loss, pixel_loss, target_masks
 from avsep.models.checkpoint import cpu_state, load_checkpoint, save_checkpoint
@@ -73,13 +73,19 @@ def make_optimizer(model: SoundOfPixels, cfg: Config) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def lr_factor(cfg: Config, epoch: int) -> float:
-    """The step schedule: ``lr_gamma`` to the power of the milestones passed by ``epoch``."""
-    return cfg.lr_gamma ** sum(epoch >= milestone for milestone in cfg.lr_milestones)
+def lr_factor(cfg: Config, epoch: int, step: int = 0) -> float:
+    """The schedule for the step after ``step`` (of epoch ``epoch``): ``lr_gamma`` to the power of
+    the milestones passed, times the cooldown's linear fall to ``COOLDOWN_FLOOR`` (``lr_cooldown``)."""
+    factor = cfg.lr_gamma ** sum(epoch >= milestone for milestone in cfg.lr_milestones)
+    if cfg.lr_cooldown:
+        first, last = cfg.lr_cooldown
+        progress = min(max((step - first) / (last - first), 0.0), 1.0)
+        factor *= 1.0 - (1.0 - COOLDOWN_FLOOR) * progress
+    return factor
 
 
-def set_learning_rates(optimizer: torch.optim.Optimizer, cfg: Config, epoch: int) -> float:
-    factor = lr_factor(cfg, epoch)
+def set_learning_rates(optimizer: torch.optim.Optimizer, cfg: Config, epoch: int, step: int) -> float:
+    factor = lr_factor(cfg, epoch, step)
     for group in optimizer.param_groups:
         group["lr"] = group["base_lr"] * factor
     return factor
@@ -278,7 +284,7 @@ class Trainer:
             loader = self.data.loader(state.epoch, state.batch_in_epoch)
             tick = time.monotonic()
             for batch in loader:
-                lr = set_learning_rates(self.optimizer, cfg, state.epoch)
+                lr = set_learning_rates(self.optimizer, cfg, state.epoch, state.step)
                 loss = optimizer_step(self.step_module, batch, self.optimizer, self.precision)
                 now = time.monotonic()
                 speed = cfg.batch_size / max(now - tick, 1e-9)  # global samples/s

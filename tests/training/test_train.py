@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from avsep.config import Config, RunSettings
+from avsep.config import COOLDOWN_FLOOR, Config, RunSettings
 from avsep.errors import AvsepError
 from avsep.models.checkpoint import load_checkpoint
 from avsep.training.trainer import Trainer, lr_factor, make_optimizer
@@ -69,6 +69,21 @@ def test_lr_schedule_of_the_presets():
     sop = Config.preset("sop")
     assert [lr_factor(sop, e) for e in (0, 39, 40, 59, 60, 99)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
     assert lr_factor(Config.preset("small"), 500) == 1.0
+
+
+def test_cooldown_falls_linearly_to_its_floor_and_stays_there():
+    cfg = Config.preset("small").with_overrides(["lr_cooldown=100,300"])
+    assert cfg.lr_cooldown == (100, 300)
+    factors = [lr_factor(cfg, 0, step) for step in (0, 100, 200, 300, 5000)]
+    assert factors == pytest.approx([1.0, 1.0, (1 + COOLDOWN_FLOOR) / 2, COOLDOWN_FLOOR, COOLDOWN_FLOOR])
+    sop = Config.preset("sop").replace(lr_cooldown=(0, 10))  # multiplies the milestones' factor
+    assert lr_factor(sop, 40, 10) == pytest.approx(0.1 * COOLDOWN_FLOOR)
+
+
+@pytest.mark.parametrize("value", ["300,100", "100", "5,5"])
+def test_a_cooldown_must_be_two_increasing_steps(value):
+    with pytest.raises(AvsepError, match="lr_cooldown must be"):
+        Config.preset("small").with_overrides([f"lr_cooldown={value}"])
 
 
 def test_a_silent_model_never_becomes_best(tiny_dataset, tmp_path):
