@@ -1,4 +1,7 @@
+import dataclasses
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +49,9 @@ def test_unknown_preset():
 def test_default_config_is_the_sop_preset_and_serialises():
     assert Config() == Config.preset("sop")
     assert json.loads(Config().to_json())["preset_name"] == "sop"
+
+
+def test_every_key_has_a_row_in_docs_config_md():
+    doc = (Path(__file__).parents[1] / "docs" / "config.md").read_text()
+    rows = set(re.findall(r"^\| `(\w+)` \|", doc, re.M))
+    assert [f.name for f in dataclasses.fields(Config) if f.name not in rows] == []

@@ -1,6 +1,8 @@
 """Stage 4 of the data path: target masks, losses, and applying masks to the mixture."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -137,7 +139,8 @@ def _best_cell_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Co
 
 
 def contrast_loss(vectors: Tensor, sound: Tensor, targets: Tensor, weight: Tensor, scale: Tensor,
-                  *, labels: Tensor | None = None, temperature: float = 0.1) -> Tensor:
+                  *, labels: Tensor | None = None, temperature: float = 0.1,
+                  gather: Callable[[Tensor], Tensor] | None = None) -> Tensor:
     """Audio-visual correspondence across the batch: each source's visual vector must be closer to
     the audio features of its own bins than to those of every other source of the batch.
 
@@ -154,11 +157,17 @@ def contrast_loss(vectors: Tensor, sound: Tensor, targets: Tensor, weight: Tenso
         vectors: (B, N, K) pooled visual vectors; sound: (B, K, F, T) audio features;
         targets: (B, N, F, T) target masks; weight: (B, 1, F, T); scale: (K,) synthesizer scale;
         labels: (B, N) label ids, or None (every other source is a negative).
+        gather: joins the rows of a tensor across the processes of a distributed job
+            (``DistContext.gather_rows``), so that with several processes the negatives are the
+            sources of the whole global batch, as in one process; None: this batch only.
     """
     mass = targets * weight
     audio = torch.einsum("bnft,bkft->bnk", mass, sound) / mass.sum(dim=(2, 3)).clamp_min(1e-6)[..., None]
     visual = vectors.flatten(0, 1) * scale
     audio = audio.flatten(0, 1)
+    if gather is not None:
+        visual, audio = gather(visual), gather(audio)
+        labels = gather(labels) if labels is not None else None
     visual = F.normalize(visual - visual.mean(dim=0, keepdim=True), dim=-1)
     audio = F.normalize(audio - audio.mean(dim=0, keepdim=True), dim=-1)
     logits = visual @ audio.T / temperature

@@ -79,6 +79,21 @@ class DistContext:
         dist.all_gather_object(out, obj)
         return out
 
+    def gather_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Every rank's ``rows`` (n, ...), concatenated in rank order, on every rank: (world * n, ...).
+
+        Autograd flows back through it (torch.distributed.nn): every rank computes the same loss
+        on the gathered rows, the backward sums their gradients for this rank's rows, and DDP's
+        average over ranks then gives exactly the gradient of that loss in one process. Every
+        rank must call it with rows of one shape (the batch divides evenly among ranks).
+        """
+        if not self.distributed:
+            return rows
+        from torch.distributed.nn.functional import all_gather
+
+        # Through fp32 (lossless for bf16 and fp16), which every backend can gather.
+        return torch.cat(all_gather(rows.float().contiguous()), dim=0).to(rows.dtype)
+
     def broadcast_buffers(self, module: torch.nn.Module) -> None:
         """Give every rank rank 0's buffers (BatchNorm running statistics).
 

@@ -23,7 +23,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -92,9 +92,12 @@ def set_learning_rates(optimizer: torch.optim.Optimizer, cfg: Config, epoch: int
 
 
 def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.device,
-                  sparsity: float | None = None) -> torch.Tensor:
+                  sparsity: float | None = None, gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                  ) -> torch.Tensor:
     """The pooled mask loss of every source, plus the per-pixel loss when ``pixel_loss`` > 0
-    (with the sparsity weight ``sparsity``, by default a first step's: :func:`sparsity_weight`)."""
+    (with the sparsity weight ``sparsity``, by default a first step's: :func:`sparsity_weight`)
+    and the contrastive loss when ``av_contrast`` > 0 (across processes through ``gather``, if
+    given: ``DistContext.gather_rows``)."""
     mix, sources, frames, owner = (batch[k].to(device) for k in ("mix", "sources", "frames", "owner"))
     features = mixture_features(mix, cfg, sources)
     sound = model.sound_features(features.log_mix_mag)
@@ -107,7 +110,7 @@ def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.
         # A batch built by hand may carry no labels: then every other source is a negative.
         labels = batch["labels"].to(device) if "labels" in batch else None
         loss = loss + cfg.av_contrast * contrast_loss(vectors, sound, targets, weight, model.synthesizer.scale,
-                                                      labels=labels)
+                                                      labels=labels, gather=gather)
     if cfg.pixel_loss:
         # The synthesizer is linear in the audio features, so pooling them pools the logits: the
         # per-pixel loss then costs pixel_loss_pool**2 times less, at a coarser time-frequency grid.
@@ -203,8 +206,8 @@ class Trainer:
             log.warning("sparsity_gate_db=%g needs validation to open, and this run has none: "
                         "the per-pixel sparsity will stay off", cfg.sparsity_gate_db)
         objective = TrainingObjective(
-            self.model, lambda model, batch: training_loss(model, batch, cfg, self.device,
-                                                           sparsity_weight(cfg, self.state)), self.device)
+            self.model, lambda model, batch: training_loss(model, batch, cfg, self.device, sparsity_weight(cfg, self.state),
+                                                           self.dist.gather_rows), self.device)
         self.step_module = wrap_objective(objective, self.dist, self.settings.compile)
         # After DDP's first broadcast, so that every rank averages rank 0's weights.
         self.average = WeightAverage(self.model, cfg.ema_decay) if cfg.ema_decay else None
