@@ -273,7 +273,8 @@ class Config:
             (self.pixel_loss_pool >= 1 and self.freq_bins % self.pixel_loss_pool == 0
              and self.time_frames % self.pixel_loss_pool == 0, "pixel_loss_pool must divide freq_bins and the time frames"),
             (all(isinstance(m, int) and m > 0 for m in self.lr_milestones), "lr_milestones must be positive epochs"),
-            (not self.lr_cooldown or (len(self.lr_cooldown) == 2 and 0 <= self.lr_cooldown[0] < self.lr_cooldown[1]),
+            (not self.lr_cooldown or (len(self.lr_cooldown) == 2 and all(isinstance(s, int) for s in self.lr_cooldown)
+                                      and 0 <= self.lr_cooldown[0] < self.lr_cooldown[1]),
              "lr_cooldown must be () or two steps, first < last (--set lr_cooldown=1700,2500)"),
             (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
             (self.aug_ramp >= 0, "aug_ramp must be >= 0 steps"),

@@ -20,10 +20,11 @@ from avsep.training.trainer import Trainer
 from avsep.utils import atomic_write_text
 
 log = logging.getLogger("avsep")
-# Keys that may change when a run is resumed: how long it runs, and the push towards silence of
-# the per-pixel loss, which a later stage of a run may switch on (docs/training.md, "Sparsity
-# after take-off": on models that already separated, it raised pointing). Neither changes what
-# a checkpoint holds, so the run goes on from its own weights and optimizer.
+# Keys that may change when a run is resumed: how long it runs, a cooldown of the learning rates
+# at its end, and the push towards silence of the per-pixel loss, which a later stage of a run may
+# switch on (docs/training.md, "Sparsity after take-off": on models that already separated, it
+# raised pointing). None changes what a checkpoint holds, so the run goes on from its own
+# weights and optimizer.
 RESUMABLE_CHANGES = {"epochs", "lr_cooldown", "pixel_sparsity", "sparsity_gate_db", "sparsity_start"}
 
 
@@ -77,7 +78,7 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def resumed_config(args: argparse.Namespace, saved: Config, last: Path) -> Config:
     """The checkpoint's configuration; flags that conflict with it are named and ignored, except
-    :data:`RESUMABLE_CHANGES` (``epochs`` to extend or shorten a run, and the sparsity options),
+    :data:`RESUMABLE_CHANGES` (``epochs`` to extend or shorten a run, ``lr_cooldown`` and the sparsity options),
     which are taken and named."""
     if args.preset or args.config:
         log.warning("--resume: ignoring %s; the run keeps the configuration in %s",

@@ -89,10 +89,14 @@ class DistContext:
         """
         if not self.distributed:
             return rows
+        rows = rows.contiguous()
+        if not rows.requires_grad:  # labels, say: nothing to send back
+            out = [torch.empty_like(rows) for _ in range(self.world)]
+            dist.all_gather(out, rows)
+            return torch.cat(out, dim=0)
         from torch.distributed.nn.functional import all_gather
 
-        # Through fp32 (lossless for bf16 and fp16), which every backend can gather.
-        return torch.cat(all_gather(rows.float().contiguous()), dim=0).to(rows.dtype)
+        return torch.cat(all_gather(rows), dim=0)
 
     def broadcast_buffers(self, module: torch.nn.Module) -> None:
         """Give every rank rank 0's buffers (BatchNorm running statistics).

@@ -73,7 +73,7 @@ def make_optimizer(model: SoundOfPixels, cfg: Config) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def lr_factor(cfg: Config, epoch: int, step: int = 0) -> float:
+def lr_factor(cfg: Config, epoch: int, step: int) -> float:
     """The schedule for the step after ``step`` (of epoch ``epoch``): ``lr_gamma`` to the power of
     the milestones passed, times the cooldown's linear fall to ``COOLDOWN_FLOOR`` (``lr_cooldown``)."""
     factor = cfg.lr_gamma ** sum(epoch >= milestone for milestone in cfg.lr_milestones)
@@ -107,7 +107,9 @@ def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.
     vectors = model.pooled_vectors(grids, owner)
     loss = mask_loss(model.pooled_logits(sound, grids, vectors=vectors), targets, cfg, weight)
     if cfg.av_contrast:
-        # A batch built by hand may carry no labels: then every other source is a negative.
+        # A batch built by hand may carry no labels: then every other source is a negative. (Under
+        # DDP every rank's batches come from one dataset, so all carry labels or none, and every
+        # rank makes the same gathers.)
         labels = batch["labels"].to(device) if "labels" in batch else None
         loss = loss + cfg.av_contrast * contrast_loss(vectors, sound, targets, weight, model.synthesizer.scale,
                                                       labels=labels, gather=gather)

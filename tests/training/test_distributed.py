@@ -175,8 +175,8 @@ def test_a_process_that_dies_ends_the_job_instead_of_hanging_it(tiny_dataset, tm
 
 
 def test_torchrun_trains_with_the_contrastive_loss_gathered_across_processes_in_bf16(tiny_dataset, tmp_path):
-    """The trainer's own path: every rank gathers the contrastive loss's rows (through fp32, as
-    bf16 autocast makes them bf16), and all ranks agree on a finite loss at every step."""
+    """The trainer's own path, under bf16 autocast: every rank gathers the contrastive loss's rows
+    and labels, and all ranks agree on a finite loss at every step."""
     out = tmp_path / "run"
     run_ok(torchrun(tiny_dataset, out, "--max-steps", "4", "--set", "av_contrast=0.2", "--precision", "bf16"))
     rows = log_rows(out)

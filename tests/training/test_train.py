@@ -67,8 +67,8 @@ def test_decisions_are_taken_by_steps(tiny_dataset, tmp_path):
 
 def test_lr_schedule_of_the_presets():
     sop = Config.preset("sop")
-    assert [lr_factor(sop, e) for e in (0, 39, 40, 59, 60, 99)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
-    assert lr_factor(Config.preset("small"), 500) == 1.0
+    assert [lr_factor(sop, e, 0) for e in (0, 39, 40, 59, 60, 99)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    assert lr_factor(Config.preset("small"), 500, 31_000) == 1.0
 
 
 def test_cooldown_falls_linearly_to_its_floor_and_stays_there():
@@ -171,14 +171,16 @@ def test_resume_names_conflicting_flags(tiny_dataset, tmp_path):
                            timeout=300)
     assert first.returncode == 0, first.stderr
     again = subprocess.run(train_cmd(tiny_dataset, run, "--resume", "--max-steps", "3", "--num-mix", "3",
-                                     "--set", "lr_sound=0.5", "--set", "pixel_sparsity=0.5"),
+                                     "--set", "lr_sound=0.5", "--set", "pixel_sparsity=0.5", "--set", "lr_cooldown=2,3"),
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "ignoring lr_sound=0.5, num_mix=3" in again.stderr and "keeps lr_sound=0.001, num_mix=2" in again.stderr
-    # The sparsity push may be switched on for a later stage of a run: taken, and said.
-    assert "continuing with pixel_sparsity=0.5 (was 1.0)" in again.stderr
+    # The sparsity push may be switched on for a later stage of a run, and a cooldown added to its
+    # end: taken, and said.
+    assert "pixel_sparsity=0.5 (was 1.0)" in again.stderr and "lr_cooldown=(2, 3) (was ())" in again.stderr
     saved = load_checkpoint(run / "last.pt")
     assert saved["config"]["num_mix"] == 2 and saved["config"]["pixel_sparsity"] == 0.5
+    assert saved["config"]["lr_cooldown"] == [2, 3]
     assert saved["train_state"]["step"] == 3
 
 
