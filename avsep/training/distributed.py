@@ -84,19 +84,15 @@ class DistContext:
 
         Autograd flows back through it (torch.distributed.nn): every rank computes the same loss
         on the gathered rows, the backward sums their gradients for this rank's rows, and DDP's
-        average over ranks then gives exactly the gradient of that loss in one process. Every
-        rank must call it with rows of one shape (the batch divides evenly among ranks).
+        average over ranks then gives exactly the gradient of that loss in one process (rows that
+        need no gradient, such as labels, just travel). Every rank must call it with rows of one
+        shape (the batch divides evenly among ranks).
         """
         if not self.distributed:
             return rows
-        rows = rows.contiguous()
-        if not rows.requires_grad:  # labels, say: nothing to send back
-            out = [torch.empty_like(rows) for _ in range(self.world)]
-            dist.all_gather(out, rows)
-            return torch.cat(out, dim=0)
         from torch.distributed.nn.functional import all_gather
 
-        return torch.cat(all_gather(rows), dim=0)
+        return torch.cat(all_gather(rows.contiguous()), dim=0)
 
     def broadcast_buffers(self, module: torch.nn.Module) -> None:
         """Give every rank rank 0's buffers (BatchNorm running statistics).

@@ -177,7 +177,7 @@ def test_resume_names_conflicting_flags(tiny_dataset, tmp_path):
     assert "ignoring lr_sound=0.5, num_mix=3" in again.stderr and "keeps lr_sound=0.001, num_mix=2" in again.stderr
     # The sparsity push may be switched on for a later stage of a run, and a cooldown added to its
     # end: taken, and said.
-    assert "pixel_sparsity=0.5 (was 1.0)" in again.stderr and "lr_cooldown=(2, 3) (was ())" in again.stderr
+    assert "continuing with lr_cooldown=(2, 3) (was ()), pixel_sparsity=0.5 (was 1.0)" in again.stderr
     saved = load_checkpoint(run / "last.pt")
     assert saved["config"]["num_mix"] == 2 and saved["config"]["pixel_sparsity"] == 0.5
     assert saved["config"]["lr_cooldown"] == [2, 3]
