@@ -80,8 +80,8 @@ class MixtureMaker:
         as at training step ``step`` (full strength if None, see ``aug_ramp``)."""
         cfg = self.cfg
         if self.train:
-            views, owners = training_views(clips, lambda: [self.frames(v, self.clip(v, rng)) for v in distractors],
-                                           cfg if step is None else ramped(cfg, step), rng)
+            readers = [lambda video=video: self.frames(video, self.clip(video, rng)) for video in distractors]
+            views, owners = training_views(clips, readers, cfg if step is None else ramped(cfg, step), rng)
         else:
             views = [[centre_square(to_model_scale(f, cfg), cfg.img_size) for f in frames] for frames in clips]
             owners = np.broadcast_to(np.arange(len(clips))[:, None, None], (len(clips), cfg.grid_size, cfg.grid_size))
@@ -176,14 +176,17 @@ class MixtureDataset(Dataset):
                     raise AvsepError(str(err)) from None
                 row_ids = self._pick_rows(rng)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Item ``index`` of epoch ``self.epoch``, or of the epoch given as ``(epoch, index)`` (so
+        that one loader, whose worker processes then live through the whole run, can span epochs)."""
+        epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
+        rng = np.random.default_rng([self.seed, epoch, index])
         row_ids = self.mixtures[index] if self.mixtures is not None else self._pick_rows(rng)
         row_ids, audios, clips = self._read_mixture(row_ids, rng)
         distractors = [self.videos[r] for r in self._pick_distractors(row_ids, rng)]
         # The training step this item is for: the trainer's k-th batch of an epoch is items
         # k*B .. (k+1)*B - 1 (training.data), so the augmentation ramp follows the step on resume too.
-        step = self.epoch * self.cfg.steps_per_epoch + index // self.cfg.batch_size
+        step = epoch * self.cfg.steps_per_epoch + index // self.cfg.batch_size
         item = self.maker.item(audios, clips, distractors, rng, step)
         item.update(rows=torch.tensor(row_ids), labels=torch.tensor(self.row_labels[row_ids]))
         return item

@@ -6,9 +6,10 @@ offer the same few methods (:class:`SoloVideo`) to be mixed in exactly the same 
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import numpy as np
 from PIL import Image
@@ -34,9 +35,14 @@ class SoloVideo(Protocol):
     def frame(self, index: int, min_side: int) -> Image.Image: ...
 
 
-def read_frame(path: Path, min_side: int) -> Image.Image:
-    """A frame file as RGB, decoded at the smallest JPEG scale whose shorter side is >= ``min_side``."""
-    with Image.open(path) as img:
+def read_frame(source: Path | BinaryIO, min_side: int) -> Image.Image:
+    """A frame (a file, or a JPEG's bytes in a file object) as RGB, decoded at the smallest JPEG
+    scale whose shorter side is >= ``min_side``."""
+    if isinstance(source, (str, Path)):
+        # One read of the whole file: PIL reading from the file itself makes dozens of small
+        # reads of a 12 kB frame, a cost that training pays for every view of every item.
+        source = io.BytesIO(Path(source).read_bytes())
+    with Image.open(source) as img:
         img.draft("RGB", (min_side, min_side))  # JPEG DCT scaling: much cheaper than decoding full size
         return img.convert("RGB")
 

@@ -62,12 +62,17 @@ class FolderData:
         return MixtureDataset(rows, cfg, train=False, mixtures=fixed_mixtures(rows, cfg.num_mix, cfg.val_pairs, cfg.seed))
 
     def loader(self, epoch: int, first_batch: int) -> Iterable[dict]:
-        """This rank's batches of ``epoch`` from batch ``first_batch`` on."""
+        """This rank's batches from batch ``first_batch`` of ``epoch`` to the end of the last epoch.
+
+        One loader for every epoch left: its worker processes start once and keep building
+        batches across epoch ends, where a loader an epoch would stop them (its last prefetched
+        batches train while nothing is built) and start new ones (a second's pause every epoch
+        of the `small` preset's 62 steps)."""
         cfg, ctx = self.cfg, self.ctx
-        self.train_set.epoch = epoch
         stop = cfg.steps_per_epoch * cfg.batch_size
-        return data_loader(self.train_set, ctx.local_batch(cfg.batch_size), self.settings.workers, ctx.device,
-                           range(first_batch * cfg.batch_size + ctx.rank, stop, ctx.world))
+        items = [(e, i) for e in range(epoch, cfg.epochs)
+                 for i in range((first_batch * cfg.batch_size if e == epoch else 0) + ctx.rank, stop, ctx.world)]
+        return data_loader(self.train_set, ctx.local_batch(cfg.batch_size), self.settings.workers, ctx.device, items)
 
 
 class ShardData:

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from avsep.config import Config
-from avsep.data.augment import SILENT, compose, quadrants, ramped, random_view, training_views
+from avsep.data.augment import LUMA, SILENT, compose, hue_rotation, jitter, quadrants, ramped, random_view, training_views
 
 CFG = Config.preset("small").replace(crop_scale=0.5, color_jitter=0.4, blur_prob=0.5, cutout_prob=0.5)
 COLOURS = {0: (255, 0, 0), 1: (0, 255, 0), SILENT: (0, 0, 255)}
@@ -40,7 +40,7 @@ def test_composed_view_puts_each_tile_in_its_owners_cells():
 def test_training_views_owner_maps(compose_prob):
     cfg = CFG.replace(compose_prob=compose_prob)
     rng = np.random.default_rng(2)
-    views, owners = training_views([_clip(COLOURS[0]), _clip(COLOURS[1])], lambda: [_clip(COLOURS[SILENT])], cfg, rng)
+    views, owners = training_views([_clip(COLOURS[0]), _clip(COLOURS[1])], [lambda: _clip(COLOURS[SILENT])], cfg, rng)
     assert len(views) == 2 and owners.shape == (2, cfg.grid_size, cfg.grid_size)
     for n in range(2):
         assert (owners[n] == n).any(), "a view always shows its own source"
@@ -67,9 +67,9 @@ def test_views_at_the_ramps_start_keep_their_colours():
     cfg = CFG.replace(aug_ramp=10, compose_prob=0.0)
     colour = (40, 180, 90)
     for seed in range(6):
-        views, _ = training_views([_clip(colour)], lambda: [], ramped(cfg, 0), np.random.default_rng(seed))
+        views, _ = training_views([_clip(colour)], [], ramped(cfg, 0), np.random.default_rng(seed))
         assert (np.asarray(views[0][0]) == colour).all()
-    changed = [training_views([_clip(colour)], lambda: [], ramped(cfg, 10), np.random.default_rng(seed))[0][0][0]
+    changed = [training_views([_clip(colour)], [], ramped(cfg, 10), np.random.default_rng(seed))[0][0][0]
                for seed in range(6)]
     assert any((np.asarray(view) != colour).any() for view in changed), "full strength from step aug_ramp"
 
@@ -124,7 +124,7 @@ def test_silent_tiles_show_textures_as_often_as_asked(texture_prob):
     for seed in range(5):
         rng = np.random.default_rng(seed)
         views, owners = training_views([_clip(COLOURS[0]), _clip(COLOURS[1])],
-                                       lambda: [_clip(COLOURS[SILENT])] * 3, cfg, rng)
+                                       [lambda: _clip(COLOURS[SILENT])] * 3, cfg, rng)
         for view, owner in zip(views, owners):
             pixels = np.asarray(view[0])
             silent = [(r0, c0, r1, c1) for r0, c0, r1, c1 in quadrants(cfg) if owner[r0, c0] == SILENT]
@@ -132,3 +132,45 @@ def test_silent_tiles_show_textures_as_often_as_asked(texture_prob):
             shows_blue = [tuple(pixels[(r0 + r1) * s // 2, (c0 + c1) * s // 2]) == COLOURS[SILENT]
                           for r0, c0, r1, c1 in silent]
             assert not any(shows_blue) if texture_prob else all(shows_blue)
+
+
+@pytest.mark.parametrize("texture_prob", [0.0, 1.0])
+def test_distractor_frames_are_read_only_for_the_tiles_that_show_them(texture_prob):
+    """Reading a distractor's frames is much of an item's cost: a tile that becomes a texture
+    reads none, and without textures every distractor of a composed item is read once."""
+    cfg = Config.preset("small").replace(compose_prob=1.0, texture_prob=texture_prob)
+    reads = []
+
+    def reader(k):
+        return lambda: reads.append(k) or _clip(COLOURS[SILENT])
+
+    training_views([_clip(COLOURS[0]), _clip(COLOURS[1])], [reader(k) for k in range(3)], cfg,
+                   np.random.default_rng(0))
+    assert reads == ([] if texture_prob else [0, 1, 2])
+
+
+def _jitter_step_by_step(image, factors):
+    """The definition of :func:`jitter`, one adjustment after the other."""
+    rgb = np.asarray(image, dtype=np.float32) * (1.0 + factors[0])
+    rgb = (rgb - rgb.mean()) * (1.0 + factors[1]) + rgb.mean()
+    grey = (rgb @ LUMA)[..., None]
+    rgb = grey + (rgb - grey) * (1.0 + factors[2])
+    rgb = rgb @ hue_rotation(factors[3] / 4).T
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def test_jitter_in_one_pass_is_the_adjustments_one_after_the_other():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        image = Image.fromarray(rng.integers(0, 256, (40, 30, 3)).astype(np.uint8))
+        factors = rng.uniform(-0.4, 0.4, 4)
+        fused, stepwise = np.asarray(jitter(image, factors)).astype(int), _jitter_step_by_step(image, factors).astype(int)
+        assert np.abs(fused - stepwise).max() <= 1, "float rounding may move a level by one, no more"
+        assert (fused != stepwise).mean() < 1e-3
+
+
+def test_jitter_keeps_grey_grey_and_brightness_alone_scales():
+    grey = Image.new("RGB", (8, 8), (100, 100, 100))
+    turned = np.asarray(jitter(grey, np.array([0.0, 0.0, 0.3, 0.2]))).astype(int)
+    assert np.abs(turned - 100).max() <= 1, "saturation and hue keep grey (to the level's float rounding)"
+    assert (np.asarray(jitter(grey, np.array([0.2, 0.0, 0.0, 0.0]))) == 120).all()
