@@ -75,7 +75,7 @@ CATALOG: dict[str, Instrument] = {
 DEFAULT_LABELS: tuple[str, ...] = ("violin", "acoustic_guitar", "saxophone", "flute", "drum")
 # The quickstart's training-pool solo videos per instrument. With 16 the vision network learnt
 # its training pictures instead of the instruments on two data draws of three; with 32 and 4,350
-# steps (the quickstart's DEFAULT_STEPS) it met the held-out solo-pair and click targets on all
+# steps (the quickstart's default with 3 s clips) it met the held-out solo-pair and click targets on all
 # three draws (docs/training.md, "Thirty-two videos an instrument").
 DEFAULT_PER_LABEL = 32
 
