@@ -1,7 +1,7 @@
 """The training data path before and after a change: item cost and the trainer's step, alternating.
 
     git worktree add /tmp/before <ref>      # the code to compare against
-    python benchmarks/bench_data_path.py --data /tmp/gen/data --before /tmp/before [--rounds 3]
+    python benchmarks/bench_data_path.py --data /tmp/gen/data --before /tmp/before [--rounds 3] [--set KEY=VALUE ...]
 
 Both trees run in child processes (each imports its own ``avsep``), one after the other in each
 round, so that both see the same machine noise:
@@ -13,7 +13,8 @@ round, so that both see the same machine noise:
   ``log.csv``; 200 steps span three epoch ends of the preset (62 steps an epoch).
 
 On 2 cores the loaders and the model's two threads share the cores, so a cheaper item shortens
-the step even though the loaders work while the model does.
+the step even though the loaders work while the model does. ``--set`` overrides the `small`
+preset in both trees alike (``audio_len=32767`` compares at 3 s clips whatever either preset says).
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from avsep.data.index import read_index
 from avsep.data.mixtures import MixtureDataset, check_rows
 torch.set_num_threads(1)
 index = Path({index!r})
-dataset = MixtureDataset(check_rows(read_index(index), index), Config.preset('small'), train=True)
+dataset = MixtureDataset(check_rows(read_index(index), index), Config.preset('small').with_overrides({sets!r}), train=True)
 for i in range(10):
     dataset[i]
 began = time.perf_counter()
@@ -51,7 +52,7 @@ from pathlib import Path
 from avsep.config import Config, RunSettings
 from avsep.training.trainer import Trainer
 torch.set_num_threads(2)
-cfg = Config.preset('small').replace(val_every=100_000, epochs=20)
+cfg = Config.preset('small').with_overrides({sets!r}).replace(val_every=100_000, epochs=20)
 settings = RunSettings(workers=2, max_steps={steps}, progress=False, precision={precision!r})
 Trainer(cfg, Path({index!r}), None, Path({run!r}), settings).fit()
 """
@@ -64,14 +65,15 @@ def child(code: str) -> str:
     return done.stdout
 
 
-def item_ms(root: Path, index: Path, items: int) -> float:
-    return float(child(ITEM_CODE.format(root=str(root), index=str(index), items=items)).split()[-1])
+def item_ms(root: Path, index: Path, items: int, sets: list[str]) -> float:
+    return float(child(ITEM_CODE.format(root=str(root), index=str(index), items=items, sets=sets)).split()[-1])
 
 
-def trainer_ms(root: Path, index: Path, steps: int, precision: str) -> float:
+def trainer_ms(root: Path, index: Path, steps: int, precision: str, sets: list[str]) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        child(TRAINER_CODE.format(root=str(root), index=str(index), steps=steps, precision=precision, run=str(run)))
+        child(TRAINER_CODE.format(root=str(root), index=str(index), steps=steps, precision=precision, run=str(run),
+                                 sets=sets))
         rows = (run / "log.csv").read_text().replace("\r", "").splitlines()[1:]
         seconds = {int(r.split(",")[0]): float(r.split(",")[2]) for r in rows}
         return (seconds[steps] - seconds[20]) / (steps - 20) * 1000
@@ -85,6 +87,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=300)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of the `small` preset in both trees")
     args = parser.parse_args()
     index = args.data / "train.csv"
     if not index.is_file():
@@ -96,8 +100,8 @@ def main() -> None:
     steps: dict[str, list[float]] = {name: [] for name in trees}
     for round_ in range(args.rounds):
         for name, root in trees.items():
-            items[name].append(item_ms(root, index, args.items))
-            steps[name].append(trainer_ms(root, index, args.steps, args.precision))
+            items[name].append(item_ms(root, index, args.items, args.overrides))
+            steps[name].append(trainer_ms(root, index, args.steps, args.precision, args.overrides))
             print(f"round {round_ + 1} {name}: item {items[name][-1]:.2f} ms, step {steps[name][-1]:.0f} ms", flush=True)
     print(f"{'':<36}{'before':>10}{'after':>10}{'ratio':>8}")
     for label, times in (("an item, 1 thread (median)", items), (f"trainer step, 2 loaders, {args.precision} (median)", steps)):

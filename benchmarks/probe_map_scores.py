@@ -19,7 +19,7 @@ changes:
   keeps count for none in particular;
 * ``log_claimed``: ``claimed`` with the loss's weights;
 * ``clip``, ``log_clip``, ``log_2s``: ``power`` or ``log`` over the whole window (``audio_len``:
-  about 3 s at the ``small`` preset) or two seconds, not one;
+  about 3 s at the ``small`` preset when this probe was run, 1.5 s since) or two seconds, not one;
 * ``library``: :meth:`Analysis.energy_map` itself, with its default weighting (a check: the
   same as ``log``).
 

@@ -218,7 +218,7 @@ def take_off_hint(report: dict, steps: int, per_label: int, workdir: Path) -> st
     # for a later start, met the solo-pair and click targets on all three draws tried, and 64
     # videos at 4,350 steps separated held-out pairs 2.2 dB better than 32 on seed 0's draw but
     # had barely started on seed 1's (docs/training.md, "Thirty-two videos an instrument"; 64 with
-    # 5,350 steps is not measured).
+    # 1,000 more steps is not measured, with 3 s clips or 1.5 s ones).
     # A new folder, since a second run reuses the data of its workdir.
     more, longer = 2 * per_label, steps + 1000   # steps >= DEFAULT_STEPS here (returned above otherwise)
     return (f"note: the model gains {gain:+.2f} dB on validation videos but only {transfer:+.2f} dB on held-out "

@@ -208,7 +208,8 @@ def random_eq(audio: np.ndarray, sample_rate: int, max_db: float, rng: np.random
     """``audio`` (n,) through a random smooth equaliser: gains uniform in +-``max_db`` at six
     log-spaced frequencies (60 Hz to 5 kHz), interpolated in log frequency."""
     # At a length with small prime factors: clips are 2**k - 1 samples long, and an FFT of that
-    # length (32767 = 7 * 31 * 151, 16383 = 3 * 43 * 127) is several times slower than at 2**k. One sample of zero
+    # length (32767 = 7 * 31 * 151) was several times slower than at 32768 (docs/training.md,
+    # "Cheaper steps"; 16383 = 3 * 43 * 127 is as awkward a length). One sample of zero
     # padding changes nothing that matters: the filter stays circular, as it was.
     size = scipy.fft.next_fast_len(len(audio), real=True)
     spectrum = scipy.fft.rfft(audio, size)

@@ -41,7 +41,7 @@ def prepare_demo(workdir: str | Path, labels: Sequence[str] | None = None, per_l
 
     ``seconds`` is the length of the held-out videos and duets; ``train_seconds`` (default: the
     same) that of the training-pool videos, which need only be one clip of the ``small`` preset
-    long (3 s): many short videos show the vision network more scenes for the same cost.
+    long (1.5 s; 3 s before 2026-12-06): many short videos show the vision network more scenes for the same cost.
     """
     from avsep.synth import load_duets, make_duets, make_solo_collection
 

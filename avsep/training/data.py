@@ -5,6 +5,8 @@ loader of this rank's batches for any (epoch, first batch), and the fixed valida
 Both build every item with :class:`avsep.data.mixtures.MixtureMaker`, so the model sees the same
 kind of input whichever the storage.
 
+A folder's loader runs from the given batch to the end of the last epoch (its worker processes
+live through the run); a shard stream's ends with its epoch, and the trainer asks for the next.
 Folder-fed training splits each epoch's global order of items among ranks: rank r of W takes
 items ``first + r, first + r + W, ...``, so the k-th batch of every rank together are global
 items ``k*B .. (k+1)*B - 1``: the global batch of a single process, whatever W.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -34,8 +36,9 @@ def _worker_init(_worker_id: int) -> None:
 
 
 def data_loader(dataset: Dataset, batch_size: int, workers: int, device: torch.device,
-                indices: Optional[Sequence[int]] = None) -> DataLoader:
-    """Batches in order (of ``indices`` for a map-style dataset), in pinned memory for CUDA."""
+                indices: Optional[Sequence[Any]] = None) -> DataLoader:
+    """Batches in order (of ``indices`` for a map-style dataset: ints, or (epoch, index) pairs for
+    :class:`MixtureDataset`), in pinned memory for CUDA."""
     return DataLoader(dataset, batch_size=batch_size, sampler=None if indices is None else list(indices),
                       num_workers=workers, worker_init_fn=_worker_init if workers else None,
                       pin_memory=device.type == "cuda", persistent_workers=False)

@@ -41,6 +41,18 @@ def test_training_items_are_random_but_reproducible(tiny_dataset, cfg):
     assert not torch.equal(a[1]["mix"], b[1]["mix"])
 
 
+def test_an_item_can_name_its_epoch(tiny_dataset, cfg):
+    """``dataset[(epoch, index)]`` is item ``index`` of that epoch, whatever ``dataset.epoch`` says:
+    how one loader that spans every epoch of a run asks for its items."""
+    dataset = MixtureDataset(read_index(tiny_dataset / "train.csv"), cfg, length=4)
+    dataset.epoch = 1
+    of_epoch_1 = dataset[2]
+    dataset.epoch = 0
+    named = dataset[(1, 2)]
+    assert all(torch.equal(named[k], of_epoch_1[k]) for k in ("mix", "sources", "frames", "owner", "rows"))
+    assert not torch.equal(named["mix"], dataset[2]["mix"])
+
+
 def test_training_items_follow_the_augmentation_ramp_by_step(tiny_dataset, cfg, monkeypatch):
     """Item i of epoch e is for step e * steps_per_epoch + i // batch_size (the trainer's order)."""
     import avsep.data.mixtures as mixtures
