@@ -22,8 +22,9 @@ import argparse
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from bench_precision import trainer_step_ms  # the trainer's step in a child process, from any tree
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,19 +46,6 @@ for i in range({items}):
 print((time.perf_counter() - began) / {items} * 1000)
 """
 
-TRAINER_CODE = """
-import sys, torch
-sys.path.insert(0, {root!r})
-from pathlib import Path
-from avsep.config import Config, RunSettings
-from avsep.training.trainer import Trainer
-torch.set_num_threads(2)
-cfg = Config.preset('small').with_overrides({sets!r}).replace(val_every=100_000, epochs=20)
-settings = RunSettings(workers=2, max_steps={steps}, progress=False, precision={precision!r})
-Trainer(cfg, Path({index!r}), None, Path({run!r}), settings).fit()
-"""
-
-
 def child(code: str) -> str:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode != 0:
@@ -67,16 +55,6 @@ def child(code: str) -> str:
 
 def item_ms(root: Path, index: Path, items: int, sets: list[str]) -> float:
     return float(child(ITEM_CODE.format(root=str(root), index=str(index), items=items, sets=sets)).split()[-1])
-
-
-def trainer_ms(root: Path, index: Path, steps: int, precision: str, sets: list[str]) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        run = Path(tmp) / "run"
-        child(TRAINER_CODE.format(root=str(root), index=str(index), steps=steps, precision=precision, run=str(run),
-                                 sets=sets))
-        rows = (run / "log.csv").read_text().replace("\r", "").splitlines()[1:]
-        seconds = {int(r.split(",")[0]): float(r.split(",")[2]) for r in rows}
-        return (seconds[steps] - seconds[20]) / (steps - 20) * 1000
 
 
 def main() -> None:
@@ -101,7 +79,7 @@ def main() -> None:
     for round_ in range(args.rounds):
         for name, root in trees.items():
             items[name].append(item_ms(root, index, args.items, args.overrides))
-            steps[name].append(trainer_ms(root, index, args.steps, args.precision, args.overrides))
+            steps[name].append(trainer_step_ms(args.data, args.precision, 2, root, args.steps, args.overrides))
             print(f"round {round_ + 1} {name}: item {items[name][-1]:.2f} ms, step {steps[name][-1]:.0f} ms", flush=True)
     print(f"{'':<36}{'before':>10}{'after':>10}{'ratio':>8}")
     for label, times in (("an item, 1 thread (median)", items), (f"trainer step, 2 loaders, {args.precision} (median)", steps)):

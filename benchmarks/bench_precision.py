@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -70,21 +71,24 @@ def model_step_ms(data: Path, rounds: int) -> dict[str, list[float]]:
     return times
 
 
-def trainer_step_ms(data: Path, precision: str, threads: int) -> float:
-    """Milliseconds per step of the real trainer (2 loaders), steps 20 to 70, in a child process."""
+def trainer_step_ms(data: Path, precision: str, threads: int, root: Path = ROOT, steps: int = 70,
+                    overrides: Sequence[str] = ()) -> float:
+    """Milliseconds per step of the real trainer (2 loaders), steps 20 to ``steps``, in a child
+    process that imports ``avsep`` from ``root`` (``overrides``: ``KEY=VALUE`` of the preset)."""
     with tempfile.TemporaryDirectory() as tmp:
-        code = (f"import torch, sys; sys.path.insert(0, {str(ROOT)!r}); torch.set_num_threads({threads})\n"
+        code = (f"import torch, sys; sys.path.insert(0, {str(root)!r}); torch.set_num_threads({threads})\n"
                 "from pathlib import Path\nfrom avsep.config import Config, RunSettings\n"
                 "from avsep.training.trainer import Trainer\n"
-                "cfg = Config.preset('small').replace(val_every=10_000, epochs=10)\n"
-                f"s = RunSettings(workers=2, max_steps=70, progress=False, precision={precision!r})\n"
+                f"cfg = Config.preset('small').with_overrides({list(overrides)!r})"
+                f".replace(val_every=10_000, epochs=max(10, {steps} // 60 + 1))\n"
+                f"s = RunSettings(workers=2, max_steps={steps}, progress=False, precision={precision!r})\n"
                 f"Trainer(cfg, Path({str(data / 'train.csv')!r}), None, Path({tmp!r}) / 'run', s).fit()\n")
         child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         if child.returncode != 0:
             raise SystemExit(f"the {precision} trainer run failed:\n{child.stderr[-2000:]}")
         rows = (Path(tmp) / "run" / "log.csv").read_text().replace("\r", "").splitlines()[1:]
         seconds = {int(r.split(",")[0]): float(r.split(",")[2]) for r in rows}
-        return (seconds[70] - seconds[20]) / 50 * 1000
+        return (seconds[steps] - seconds[20]) / (steps - 20) * 1000
 
 
 def main() -> None:
