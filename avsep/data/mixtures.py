@@ -9,6 +9,7 @@ into tensors through :mod:`avsep.dsp.inputs`, the same module inference uses.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -270,8 +271,22 @@ def least_used_group(labels: np.ndarray, uses: np.ndarray, num: int, rng: np.ran
     return group
 
 
-def _worker_init(_worker_id: int) -> None:
-    torch.set_num_threads(1)  # loader workers decode; the main process owns the cores for maths
+# Loader processes run at the lowest priority. On a machine with few cores a loader that takes a
+# core from one of the model's threads stalls the others at their next barrier; at low priority
+# the loaders fill the time the model leaves (the trainer's step on 2 cores: docs/training.md,
+# "Loaders that yield the cores").
+LOADER_NICENESS = 19
+
+
+def loader_worker_init(_worker_id: int) -> None:
+    """A loader process's setup: one torch thread (it decodes; the main process owns the cores
+    for maths), at the lowest scheduling priority where the platform has one."""
+    torch.set_num_threads(1)
+    if hasattr(os, "nice"):  # POSIX only
+        try:
+            os.nice(LOADER_NICENESS)
+        except OSError:  # refused by a policy: the loader keeps its priority
+            pass
 
 
 def make_loader(dataset: Dataset, batch_size: int, workers: int, indices: Sequence[int] | None = None,
@@ -279,5 +294,5 @@ def make_loader(dataset: Dataset, batch_size: int, workers: int, indices: Sequen
     """A DataLoader over ``indices`` of the dataset (all of them by default), in order."""
     order = list(range(len(dataset))) if indices is None else list(indices)
     return DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=workers,
-                      worker_init_fn=_worker_init if workers else None, drop_last=drop_last,
+                      worker_init_fn=loader_worker_init if workers else None, drop_last=drop_last,
                       persistent_workers=False, pin_memory=False, collate_fn=collate_fn)

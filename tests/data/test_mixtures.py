@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import numpy as np
@@ -5,7 +6,7 @@ import pytest
 import torch
 
 from avsep.config import Config
-from avsep.data.mixtures import MixtureDataset, fixed_mixtures, make_loader
+from avsep.data.mixtures import LOADER_NICENESS, MixtureDataset, fixed_mixtures, make_loader
 from avsep.errors import AvsepError
 from avsep.data.index import IndexRow, read_index
 
@@ -129,6 +130,25 @@ def test_loader_batches(tiny_dataset, cfg):
     batch = next(iter(make_loader(dataset, 3, workers=1)))
     assert batch["mix"].shape == (3, cfg.audio_len)
     assert batch["frames"].shape == (3, 2, 3, 3, cfg.img_size, cfg.img_size)
+
+
+class _Niceness(torch.utils.data.Dataset):
+    """Each item is the scheduling priority and torch threads of the process that built it."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        return torch.tensor([os.nice(0), torch.get_num_threads()])
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no process priorities on this platform")
+def test_loader_processes_yield_the_cores_to_the_model():
+    mine = os.nice(0)
+    built = next(iter(make_loader(_Niceness(), batch_size=2, workers=1)))
+    assert built[:, 0].tolist() == [min(19, mine + LOADER_NICENESS)] * 2, "loaders run at the lowest priority"
+    assert built[:, 1].tolist() == [1, 1], "loaders use one torch thread"
+    assert os.nice(0) == mine, "the main process keeps its priority"
 
 
 def test_rows_with_missing_files_are_dropped_with_a_warning(tiny_dataset, caplog):
