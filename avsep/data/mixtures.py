@@ -8,11 +8,12 @@ into tensors through :mod:`avsep.dsp.inputs`, the same module inference uses.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -271,28 +272,36 @@ def least_used_group(labels: np.ndarray, uses: np.ndarray, num: int, rng: np.ran
     return group
 
 
-# Loader processes run at the lowest priority. On a machine with few cores a loader that takes a
-# core from one of the model's threads stalls the others at their next barrier; at low priority
-# the loaders fill the time the model leaves (the trainer's step on 2 cores: docs/training.md,
-# "Loaders that yield the cores").
+# Where the model computes on the CPU, loader processes run at the lowest priority. On a machine
+# with few cores a loader that takes a core from one of the model's threads stalls the others at
+# their next barrier; at low priority the loaders fill the time the model leaves (the trainer's
+# step on 2 cores: docs/training.md, "Loaders that yield the cores"). With a GPU they keep their
+# priority: a main process that spins while it waits for the GPU must not starve them.
 LOADER_NICENESS = 19
 
 
-def loader_worker_init(_worker_id: int) -> None:
+def loader_worker_init(_worker_id: int, niceness: int = 0) -> None:
     """A loader process's setup: one torch thread (it decodes; the main process owns the cores
-    for maths), at the lowest scheduling priority where the platform has one."""
+    for maths), and ``niceness`` added to its scheduling priority where the platform has one."""
     torch.set_num_threads(1)
-    if hasattr(os, "nice"):  # POSIX only
+    if niceness and hasattr(os, "nice"):  # POSIX only
         try:
-            os.nice(LOADER_NICENESS)
+            os.nice(niceness)
         except OSError:  # refused by a policy: the loader keeps its priority
             pass
 
 
+def worker_init(device: torch.device | str) -> Callable[[int], None]:
+    """The loaders' ``worker_init_fn`` for a model on ``device``: niced where it is the CPU."""
+    niceness = LOADER_NICENESS if torch.device(device).type == "cpu" else 0
+    return functools.partial(loader_worker_init, niceness=niceness)
+
+
 def make_loader(dataset: Dataset, batch_size: int, workers: int, indices: Sequence[int] | None = None,
-                drop_last: bool = False, collate_fn=None) -> DataLoader:
-    """A DataLoader over ``indices`` of the dataset (all of them by default), in order."""
+                drop_last: bool = False, collate_fn=None, device: torch.device | str = "cpu") -> DataLoader:
+    """A DataLoader over ``indices`` of the dataset (all of them by default), in order, for a
+    model on ``device``."""
     order = list(range(len(dataset))) if indices is None else list(indices)
     return DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=workers,
-                      worker_init_fn=loader_worker_init if workers else None, drop_last=drop_last,
+                      worker_init_fn=worker_init(device) if workers else None, drop_last=drop_last,
                       persistent_workers=False, pin_memory=False, collate_fn=collate_fn)

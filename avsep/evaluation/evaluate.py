@@ -214,7 +214,7 @@ def evaluate(checkpoint: str | Path, index: str | Path, num_mix: int | None = No
         log.warning("%s holds only %d distinct mixtures of %d; scoring those, not %d", index, len(groups),
                     cfg.num_mix, pairs)
     dataset = LabelledDataset(rows, cfg, train=False, mixtures=groups)
-    loader = make_loader(dataset, batch_size, workers, collate_fn=_collate_with_names)
+    loader = make_loader(dataset, batch_size, workers, collate_fn=_collate_with_names, device=device)
     keep = report_items if report_dir else 0
     summary = score_loader(model, loader, cfg, device, oracle, keep=keep, progress=progress)
     summary.update(mixtures_requested=pairs, mixtures=len(groups), num_mix=cfg.num_mix,

@@ -143,12 +143,14 @@ class _Niceness(torch.utils.data.Dataset):
 
 
 @pytest.mark.skipif(not hasattr(os, "nice"), reason="no process priorities on this platform")
-def test_loader_processes_yield_the_cores_to_the_model():
+def test_loader_processes_yield_the_cores_to_a_model_on_the_cpu():
     mine = os.nice(0)
     built = next(iter(make_loader(_Niceness(), batch_size=2, workers=1)))
     assert built[:, 0].tolist() == [min(19, mine + LOADER_NICENESS)] * 2, "loaders run at the lowest priority"
     assert built[:, 1].tolist() == [1, 1], "loaders use one torch thread"
     assert os.nice(0) == mine, "the main process keeps its priority"
+    beside_a_gpu = next(iter(make_loader(_Niceness(), batch_size=2, workers=1, device="cuda")))
+    assert beside_a_gpu[:, 0].tolist() == [mine] * 2, "with a GPU, loaders keep their priority"
 
 
 def test_rows_with_missing_files_are_dropped_with_a_warning(tiny_dataset, caplog):
