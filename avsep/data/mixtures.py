@@ -8,12 +8,11 @@ into tensors through :mod:`avsep.dsp.inputs`, the same module inference uses.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -272,36 +271,38 @@ def least_used_group(labels: np.ndarray, uses: np.ndarray, num: int, rng: np.ran
     return group
 
 
-# Where the model computes on the CPU, loader processes run at the lowest priority. On a machine
-# with few cores a loader that takes a core from one of the model's threads stalls the others at
-# their next barrier; at low priority the loaders fill the time the model leaves (the trainer's
-# step on 2 cores: docs/training.md, "Loaders that yield the cores"). With a GPU they keep their
-# priority: a main process that spins while it waits for the GPU must not starve them.
-LOADER_NICENESS = 19
+LOADER_NICENESS = 19  # the lowest scheduling priority
 
 
-def loader_worker_init(_worker_id: int, niceness: int = 0) -> None:
-    """A loader process's setup: one torch thread (it decodes; the main process owns the cores
-    for maths), and ``niceness`` added to its scheduling priority where the platform has one."""
-    torch.set_num_threads(1)
-    if niceness and hasattr(os, "nice"):  # POSIX only
-        try:
-            os.nice(niceness)
-        except OSError:  # refused by a policy: the loader keeps its priority
-            pass
+def nice_loader(_worker_id: int) -> None:
+    """A loader process's ``worker_init_fn`` beside a model on the CPU: the lowest scheduling
+    priority, where the platform has one. (torch already gives each loader one thread.)"""
+    if not hasattr(os, "nice"):  # POSIX only
+        return
+    try:
+        # On Linux niceness is per thread; a forked loader has one thread when this runs.
+        os.nice(LOADER_NICENESS)
+    except OSError as err:  # refused by a policy: the loader keeps its priority
+        log.debug("a loader process keeps its priority: %s", err)
 
 
-def worker_init(device: torch.device | str) -> Callable[[int], None]:
-    """The loaders' ``worker_init_fn`` for a model on ``device``: niced where it is the CPU."""
-    niceness = LOADER_NICENESS if torch.device(device).type == "cpu" else 0
-    return functools.partial(loader_worker_init, niceness=niceness)
+def worker_init_for(device: torch.device | str | None) -> Optional[Callable[[int], None]]:
+    """The loaders' ``worker_init_fn`` for a model on ``device``.
+
+    Beside a model on the CPU, loaders run at the lowest priority: on a machine with few cores
+    a loader that takes a core from one of the model's threads stalls the others at their next
+    barrier, and at low priority loaders fill the time the model leaves instead (the trainer's
+    step on 2 cores: docs/training.md, "Loaders that yield the cores"). Beside a GPU, or where
+    the device is not given, they keep their priority: a main process that spins while it waits
+    for the GPU must not starve them."""
+    return nice_loader if device is not None and torch.device(device).type == "cpu" else None
 
 
 def make_loader(dataset: Dataset, batch_size: int, workers: int, indices: Sequence[int] | None = None,
-                drop_last: bool = False, collate_fn=None, device: torch.device | str = "cpu") -> DataLoader:
+                drop_last: bool = False, collate_fn=None, device: torch.device | str | None = None) -> DataLoader:
     """A DataLoader over ``indices`` of the dataset (all of them by default), in order, for a
-    model on ``device``."""
+    model on ``device`` (which sets the loaders' priority: :func:`worker_init_for`)."""
     order = list(range(len(dataset))) if indices is None else list(indices)
     return DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=workers,
-                      worker_init_fn=worker_init(device) if workers else None, drop_last=drop_last,
+                      worker_init_fn=worker_init_for(device) if workers else None, drop_last=drop_last,
                       persistent_workers=False, pin_memory=False, collate_fn=collate_fn)

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from avsep.config import Config, RunSettings
 from avsep.data.index import IndexRow, read_index
-from avsep.data.mixtures import MixtureDataset, check_rows, fixed_mixtures, worker_init
+from avsep.data.mixtures import MixtureDataset, check_rows, fixed_mixtures, worker_init_for
 from avsep.data.shard_stream import ShardMixtureSet, ShardStream
 from avsep.data.shards import ShardSplit, is_shard_manifest, read_split
 from avsep.data.splits import training_manifest
@@ -36,7 +36,7 @@ def data_loader(dataset: Dataset, batch_size: int, workers: int, device: torch.d
     """Batches in order (of ``indices`` for a map-style dataset: ints, or (epoch, index) pairs for
     :class:`MixtureDataset`), in pinned memory for CUDA."""
     return DataLoader(dataset, batch_size=batch_size, sampler=None if indices is None else list(indices),
-                      num_workers=workers, worker_init_fn=worker_init(device) if workers else None,
+                      num_workers=workers, worker_init_fn=worker_init_for(device) if workers else None,
                       pin_memory=device.type == "cuda", persistent_workers=False)
 
 
