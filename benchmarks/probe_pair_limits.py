@@ -2,22 +2,26 @@
 
     python benchmarks/probe_pair_limits.py --checkpoint RUN/best.pt --index WORKDIR/heldout/all.csv [--pairs 100]
 
-Scores fixed two-source mixtures of an index (centred clips at equal loudness, as evaluation
-makes them) with the model's sound features as they are and four choices of the visual vector
-that the synthesizer combines with them, per pair of labels (median SDR gain over the mixture):
+Scores the fixed two-source mixtures that ``avsep evaluate`` scores (centred clips at equal
+loudness, the same seeded draw) with the model's sound features as they are and four choices of
+the visual vector that the synthesizer combines with them, per pair of labels (median SDR gain
+of the sources over the mixture):
 
     own          each source's own pooled vector: the model's score
-    label mean   the mean vector of all the index's videos of the source's label: what the
-                 model would score if the vision network saw every video of an instrument alike
+    label mean   the mean vector of the label's videos in these mixtures (each video once): what
+                 the model would score if the vision network saw every video of an instrument alike
     swapped      the other source's vector: a floor
-    best vector  a vector fitted to this mixture's ideal binary mask (Adam on the mask loss, the
-                 sound features fixed, within the vision network's range): the most any visual
-                 vector could get from these sound features
+    fitted       a vector fitted to the mixture's ideal binary mask (Adam on the mask loss, the
+                 sound features fixed, within the vision network's range): at least this much is
+                 reachable from these sound features with some visual vector
 
-Where ``best vector`` is high and ``own`` low, the sound network has what it takes to separate
-the pair and the visual vectors do not select it; where ``best vector`` is low too, the sound
-features themselves do not tell the two instruments apart. Also prints the cosine similarity
-between the labels' mean vectors (centred on their mean).
+Where ``fitted`` is high and ``own`` low, the sound network has what it takes to separate the
+pair and the visual vectors do not select it; where ``fitted`` is low too, the sound features
+themselves do not tell the two instruments apart. Also prints the fit's mask loss before and
+after, and the cosine similarity of the labels' mean vectors as the synthesizer weighs them.
+
+The medians are of the sources' gains, so ``own`` over all pairs differs a little from the
+headline of ``avsep evaluate`` (the median SDR less the mixtures' median SDR).
 """
 from __future__ import annotations
 
@@ -25,132 +29,179 @@ import argparse
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
+from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avsep.data.index import read_index  # noqa: E402
-from avsep.data.mixtures import MixtureDataset, fixed_mixtures  # noqa: E402
-from avsep.dsp.inputs import mixture_features  # noqa: E402
+from avsep.data.mixtures import MixtureDataset, check_rows, fixed_mixtures  # noqa: E402
+from avsep.dsp.inputs import MixtureFeatures, mixture_features  # noqa: E402
 from avsep.dsp.masks import loss_weight, mask_loss, masks_to_audio, target_masks  # noqa: E402
 from avsep.errors import AvsepError  # noqa: E402
 from avsep.evaluation.scoring import score_mixture, silent_references  # noqa: E402
 from avsep.models.checkpoint import load_model  # noqa: E402
+from avsep.models.sop import SoundOfPixels  # noqa: E402
 
-CASES = ("own", "label mean", "swapped", "best vector")
+CASES = ("own", "label mean", "swapped", "fitted")
+FIT_LR = 0.05  # Adam's step on the unconstrained vector: 150 steps settle the loss (the script prints it)
+EVAL_SEED = 0  # avsep evaluate's default seed of its fixed mixtures
 
 
-def vector_range(model) -> tuple:
-    """Maps from an unconstrained parameter to the vision network's output range and back."""
-    activation = model.cfg.img_activation
-    if activation == "sigmoid":
+class Probe(NamedTuple):
+    """Everything one checkpoint's probe computes once."""
+    features: MixtureFeatures
+    sound: Tensor                 # (B, K, F, T) sound features of the mixtures
+    vectors: dict[str, Tensor]    # case -> (B, 2, K) visual vectors
+    label_means: dict[str, Tensor]  # label -> (K,) mean vector of its videos
+    fit_loss: tuple[float, float]   # the mask loss of the own vectors and of the fitted ones
+
+
+def to_and_from_range(model: SoundOfPixels) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]:
+    """Maps from an unconstrained parameter to the vision network's output range, and back.
+    (A ReLU's range is kept by clamping after each step instead: see :func:`fit_vectors`.)"""
+    if model.cfg.img_activation == "sigmoid":
         return torch.sigmoid, lambda v: torch.logit(v.clamp(1e-4, 1 - 1e-4))
-    if activation == "relu":
-        return torch.relu, lambda v: v.clone()
     return (lambda u: u), (lambda v: v.clone())
 
 
-def best_vectors(model, sound: torch.Tensor, start: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
-                 steps: int) -> torch.Tensor:
-    """Vectors (B, N, K) fitted by Adam to the mask loss of ``targets``, from ``start``."""
-    squash, unsquash = vector_range(model)
-    free = unsquash(start).requires_grad_(True)
-    optimizer = torch.optim.Adam([free], lr=0.05)
-    for _ in range(steps):
-        vectors = squash(free)
-        logits = torch.stack([model.synthesizer(vectors[:, n], sound) for n in range(vectors.shape[1])], dim=1)
-        loss = mask_loss(logits, targets, model.cfg, weight)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return squash(free).detach()
+def fitted_loss(model: SoundOfPixels, vectors: Tensor, sound: Tensor, targets: Tensor, weight: Tensor) -> Tensor:
+    logits = torch.stack([model.synthesizer(vectors[:, n], sound) for n in range(vectors.shape[1])], dim=1)
+    return mask_loss(logits, targets, model.cfg, weight)
 
 
-def fixed_batch(rows, cfg, pairs: int) -> tuple[dict, np.ndarray]:
-    """Fixed two-source mixtures of ``rows`` as evaluation makes them, stacked into one batch,
-    and each mixture's two labels, (B, 2)."""
-    groups = fixed_mixtures(rows, 2, pairs, seed=0)
+def fit_vectors(model: SoundOfPixels, sound: Tensor, start: Tensor, targets: Tensor, weight: Tensor,
+                steps: int) -> tuple[Tensor, tuple[float, float]]:
+    """Vectors (B, N, K) fitted by Adam to the mask loss of ``targets`` from ``start``, the
+    model's weights fixed; also the loss before and after."""
+    to_range, from_range = to_and_from_range(model)
+    unconstrained = from_range(start).detach().requires_grad_(True)
+    optimizer = torch.optim.Adam([unconstrained], lr=FIT_LR)
+    with torch.enable_grad():
+        before = float(fitted_loss(model, start, sound, targets, weight))
+        for _ in range(steps):
+            loss = fitted_loss(model, to_range(unconstrained), sound, targets, weight)
+            (unconstrained.grad,) = torch.autograd.grad(loss, [unconstrained])
+            optimizer.step()
+            if model.cfg.img_activation == "relu":
+                with torch.no_grad():
+                    unconstrained.clamp_(min=0)
+    fitted = to_range(unconstrained).detach()
+    return fitted, (before, float(fitted_loss(model, fitted, sound, targets, weight)))
+
+
+def fixed_batch(rows, cfg, pairs: int) -> tuple[dict[str, Tensor], list[list[int]]]:
+    """``avsep evaluate``'s fixed two-source mixtures of ``rows``, stacked into one batch, and
+    their row numbers."""
+    groups = fixed_mixtures(rows, 2, pairs, EVAL_SEED)
     dataset = MixtureDataset(rows, cfg, train=False, mixtures=groups)
     items = [dataset[i] for i in range(len(groups))]
-    batch = {k: torch.stack([item[k] for item in items]) for k in ("mix", "sources", "frames", "owner")}
-    return batch, np.array([[rows[r].label for r in group] for group in groups])
+    return {k: torch.stack([item[k] for item in items]) for k in ("mix", "sources", "frames", "owner")}, groups
 
 
-def vector_cases(model, batch: dict, labels: np.ndarray, fit_steps: int):
-    """The mixtures' features, sound features (B, K, F, T), each case's vectors (B, 2, K), and
-    each label's mean vector."""
+def own_vectors(model: SoundOfPixels, batch: dict[str, Tensor]) -> Tensor:
+    """Each source's pooled vector, (B, 2, K); the vision network sees 16 views at a time."""
+    frames, owner = batch["frames"], batch["owner"]
+    grids = torch.cat([model.view_grids(chunk) for chunk in frames.split(8)])
+    return model.pooled_vectors(grids, owner)
+
+
+def label_means(own: Tensor, groups: list[list[int]], labels: list[str]) -> dict[str, Tensor]:
+    """Each label's mean vector over its videos, each video counted once (a video's centred
+    view gives it one vector, however many mixtures it is in)."""
+    per_video = {row: own[b, n] for b, group in enumerate(groups) for n, row in enumerate(group)}
+    return {label: torch.stack([v for row, v in per_video.items() if labels[row] == label]).mean(0)
+            for label in sorted({labels[row] for row in per_video})}
+
+
+def run_probe(model: SoundOfPixels, batch: dict[str, Tensor], groups: list[list[int]], labels: list[str],
+              fit_steps: int) -> Probe:
     cfg = model.cfg
     with torch.no_grad():
         features = mixture_features(batch["mix"], cfg, batch["sources"])
         sound = model.sound_features(features.log_mix_mag)
-        own = model.pooled_vectors(model.view_grids(batch["frames"]), batch["owner"])
-    label_means = {label: own[torch.as_tensor(labels == label)].mean(0) for label in np.unique(labels)}
+        own = own_vectors(model, batch)
+    means = label_means(own, groups, labels)
     targets = target_masks(features.source_mags, features.mix_mag, cfg.mask_type)
-    vectors = {"own": own, "swapped": own[:, [1, 0]],
-               "label mean": torch.stack([torch.stack([label_means[x] for x in pair]) for pair in labels]),
-               "best vector": best_vectors(model, sound, own, targets, loss_weight(features.mix_mag), fit_steps)}
-    return features, sound, vectors, label_means
+    fitted, fit_loss = fit_vectors(model, sound, own, targets, loss_weight(features.mix_mag), fit_steps)
+    vectors = {"own": own, "swapped": own[:, [1, 0]], "fitted": fitted,
+               "label mean": torch.stack([torch.stack([means[labels[row]] for row in group]) for group in groups])}
+    return Probe(features, sound, vectors, means, fit_loss)
 
 
-def gains_by_pair(model, batch: dict, labels: np.ndarray, features, sound: torch.Tensor,
-                  vectors: dict) -> dict[str, dict[str, list[float]]]:
-    """case -> ``label + label`` (and ``all pairs``) -> SDR gains of the sources, the mixtures
-    with a silent reference left out as evaluation leaves them."""
+def gains_by_pair(model: SoundOfPixels, batch: dict[str, Tensor], groups: list[list[int]], labels: list[str],
+                  probe: Probe) -> dict[str, dict[str, list[float]]]:
+    """case -> ``label + label`` (and ``all pairs``) -> the sources' SDR gains; mixtures with a
+    silent reference are left out, as evaluation leaves them out."""
+    scorable = [b for b in range(len(groups))
+                if not silent_references(batch["sources"][b].numpy(), batch["mix"][b].numpy()).any()]
     gains: dict[str, dict[str, list[float]]] = {case: defaultdict(list) for case in CASES}
-    length = batch["mix"].shape[-1]
     with torch.no_grad():
         for case in CASES:
-            logits = torch.stack([model.synthesizer(vectors[case][:, n], sound) for n in range(2)], dim=1)
-            estimates = masks_to_audio(model.activate(logits), features.mix_spec, model.cfg, length)
-            for b, pair in enumerate(labels):
-                sources, mix = batch["sources"][b].numpy(), batch["mix"][b].numpy()
-                if silent_references(sources, mix).any():
-                    continue
+            logits = torch.stack([model.synthesizer(probe.vectors[case][:, n], probe.sound) for n in range(2)], dim=1)
+            estimates = masks_to_audio(model.activate(logits), probe.features.mix_spec, model.cfg,
+                                       batch["mix"].shape[-1])
+            for b in scorable:
+                mix, sources = batch["mix"][b].numpy(), batch["sources"][b].numpy()
                 sdri = [float(x) for x in score_mixture(sources, {"model": estimates[b].numpy()}, mix)["model"]["SDRi"]]
-                gains[case][" + ".join(sorted(pair))].extend(sdri)
+                gains[case][" + ".join(sorted(labels[row] for row in groups[b]))].extend(sdri)
                 gains[case]["all pairs"].extend(sdri)
     return gains
 
 
 def print_gains(gains: dict[str, dict[str, list[float]]]) -> None:
-    print(f"  {'labels mixed':32s}" + "".join(f"{case:>13s}" for case in CASES) + "  sources")
+    """One row per pair of labels, the weakest with their own vectors first, then all pairs."""
+    print(f"  {'labels mixed':32s}" + "".join(f"{case:>12s}" for case in CASES) + "  sources")
     keys = sorted((k for k in gains["own"] if k != "all pairs"), key=lambda k: np.median(gains["own"][k]))
     for key in keys + ["all pairs"]:
-        print(f"  {key:32s}" + "".join(f"{np.median(gains[case][key]):+13.2f}" for case in CASES)
+        print(f"  {key:32s}" + "".join(f"{np.median(gains[case][key]):+12.2f}" for case in CASES)
               + f"  {len(gains['own'][key])}")
 
 
-def print_similarities(label_means: dict[str, torch.Tensor]) -> None:
-    # Centred on the labels' common mean: vectors after a sigmoid are all positive, so their
-    # raw cosines are all near 1 and say little.
-    names = sorted(label_means)
-    centre = torch.stack([label_means[name] for name in names]).mean(0)
-    print("cosine similarity of the labels' mean vectors, centred on their mean:")
+def print_similarities(means: dict[str, Tensor], scale: Tensor) -> None:
+    """Cosine similarities of the labels' mean vectors, each channel weighted by the
+    synthesizer's scale (as the masks weigh it) and centred on the labels' common mean (vectors
+    after a sigmoid are all positive, so raw cosines are all near 1 and say little)."""
+    names = sorted(means)
+    weighted = {name: means[name] * scale for name in names}
+    centre = torch.stack(list(weighted.values())).mean(0)
+    print("cosine similarity of the labels' mean vectors (weighted by the synthesizer's scale, centred):")
     for i, a in enumerate(names):
         print(f"  {a:18s}" + "".join(
-            f"{float(torch.cosine_similarity(label_means[a] - centre, label_means[b] - centre, 0)):7.2f}"
+            f"{float(torch.cosine_similarity(weighted[a] - centre, weighted[b] - centre, 0)):7.2f}"
             for b in names[: i + 1]))
 
 
 def main() -> None:
+    """Load, probe, print; a bad checkpoint or index is a one-line error."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--index", type=Path, required=True, help="an index of solo videos, e.g. WORKDIR/heldout/all.csv")
     parser.add_argument("--pairs", type=int, default=100)
-    parser.add_argument("--fit-steps", type=int, default=150, help="Adam steps of the best vector")
+    parser.add_argument("--fit-steps", type=int, default=150, help="Adam steps of the fitted vectors")
     args = parser.parse_args()
+    if args.pairs < 1 or args.fit_steps < 0:
+        sys.exit("--pairs must be at least 1 and --fit-steps at least 0")
+    torch.set_num_threads(2)
     try:
         model, cfg, _ = load_model(args.checkpoint)
-        batch, labels = fixed_batch(read_index(args.index), cfg, args.pairs)
+        if cfg.pool == "mask":
+            raise AvsepError(f"{args.checkpoint}: pool='mask' makes masks cell by cell, not from one vector a source")
+        rows = check_rows(read_index(args.index), args.index)
+        batch, groups = fixed_batch(rows, cfg, args.pairs)
+        labels = [row.label for row in rows]
+        probe = run_probe(model, batch, groups, labels, args.fit_steps)
+        gains = gains_by_pair(model, batch, groups, labels, probe)
     except AvsepError as err:
         sys.exit(str(err))
-    model.eval()
-    features, sound, vectors, label_means = vector_cases(model, batch, labels, args.fit_steps)
-    print(f"median SDR gain over the mixture (dB), {args.checkpoint}, {len(labels)} mixtures of {args.index}")
-    print_gains(gains_by_pair(model, batch, labels, features, sound, vectors))
-    print_similarities(label_means)
+    print(f"median SDR gain of the sources over the mixture (dB), {args.checkpoint}, {len(groups)} mixtures "
+          f"of {args.index}")
+    print_gains(gains)
+    print(f"mask loss of the own vectors {probe.fit_loss[0]:.4f}, of the fitted ones {probe.fit_loss[1]:.4f}")
+    print_similarities(probe.label_means, model.synthesizer.scale.detach())
 
 
 if __name__ == "__main__":
