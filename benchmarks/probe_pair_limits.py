@@ -80,8 +80,9 @@ def fit_vectors(model: SoundOfPixels, sound: Tensor, start: Tensor, targets: Ten
     to_range, from_range = to_and_from_range(model)
     unconstrained = from_range(start).detach().requires_grad_(True)
     optimizer = torch.optim.Adam([unconstrained], lr=FIT_LR)
-    with torch.enable_grad():
+    with torch.no_grad():
         before = float(fitted_loss(model, start, sound, targets, weight))
+    with torch.enable_grad():
         for _ in range(steps):
             loss = fitted_loss(model, to_range(unconstrained), sound, targets, weight)
             (unconstrained.grad,) = torch.autograd.grad(loss, [unconstrained])
@@ -89,8 +90,9 @@ def fit_vectors(model: SoundOfPixels, sound: Tensor, start: Tensor, targets: Ten
             if model.cfg.img_activation == "relu":
                 with torch.no_grad():
                     unconstrained.clamp_(min=0)
-    fitted = to_range(unconstrained).detach()
-    return fitted, (before, float(fitted_loss(model, fitted, sound, targets, weight)))
+    with torch.no_grad():
+        fitted = to_range(unconstrained)
+        return fitted, (before, float(fitted_loss(model, fitted, sound, targets, weight)))
 
 
 def fixed_batch(rows, cfg, pairs: int) -> tuple[dict[str, Tensor], list[list[int]]]:
