@@ -69,6 +69,7 @@ def to_and_from_range(model: SoundOfPixels) -> tuple[Callable[[Tensor], Tensor],
 
 
 def fitted_loss(model: SoundOfPixels, vectors: Tensor, sound: Tensor, targets: Tensor, weight: Tensor) -> Tensor:
+    """The mask loss of the masks that ``vectors`` (B, N, K) make from ``sound`` (B, K, F, T)."""
     logits = torch.stack([model.synthesizer(vectors[:, n], sound) for n in range(vectors.shape[1])], dim=1)
     return mask_loss(logits, targets, model.cfg, weight)
 
@@ -121,6 +122,7 @@ def label_means(own: Tensor, groups: list[list[int]], labels: list[str]) -> dict
 
 def run_probe(model: SoundOfPixels, batch: dict[str, Tensor], groups: list[list[int]], labels: list[str],
               fit_steps: int) -> Probe:
+    """The sound features once, and every case's vectors for them."""
     cfg = model.cfg
     with torch.no_grad():
         features = mixture_features(batch["mix"], cfg, batch["sources"])
