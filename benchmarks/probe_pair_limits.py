@@ -68,10 +68,15 @@ def to_and_from_range(model: SoundOfPixels) -> tuple[Callable[[Tensor], Tensor],
     return (lambda u: u), (lambda v: v.clone())
 
 
+def vector_logits(model: SoundOfPixels, vectors: Tensor, sound: Tensor) -> Tensor:
+    """Mask logits (B, N, F, T) that ``vectors`` (B, N, K) make from ``sound`` (B, K, F, T), as
+    :meth:`SoundOfPixels.pooled_logits` makes them from given vectors (its grids then go unused)."""
+    return model.pooled_logits(sound, grids=None, vectors=vectors)
+
+
 def fitted_loss(model: SoundOfPixels, vectors: Tensor, sound: Tensor, targets: Tensor, weight: Tensor) -> Tensor:
     """The mask loss of the masks that ``vectors`` (B, N, K) make from ``sound`` (B, K, F, T)."""
-    logits = torch.stack([model.synthesizer(vectors[:, n], sound) for n in range(vectors.shape[1])], dim=1)
-    return mask_loss(logits, targets, model.cfg, weight)
+    return mask_loss(vector_logits(model, vectors, sound), targets, model.cfg, weight)
 
 
 def fit_vectors(model: SoundOfPixels, sound: Tensor, start: Tensor, targets: Tensor, weight: Tensor,
@@ -145,7 +150,7 @@ def gains_by_pair(model: SoundOfPixels, batch: dict[str, Tensor], groups: list[l
     gains: dict[str, dict[str, list[float]]] = {case: defaultdict(list) for case in CASES}
     with torch.no_grad():
         for case in CASES:
-            logits = torch.stack([model.synthesizer(probe.vectors[case][:, n], probe.sound) for n in range(2)], dim=1)
+            logits = vector_logits(model, probe.vectors[case], probe.sound)
             estimates = masks_to_audio(model.activate(logits), probe.features.mix_spec, model.cfg,
                                        batch["mix"].shape[-1])
             for b in scorable:
