@@ -134,13 +134,13 @@ def test_loader_batches(tiny_dataset, cfg):
 
 
 class _Niceness(torch.utils.data.Dataset):
-    """Each item is the scheduling priority of the process that built it."""
+    """Each item is the scheduling priority and torch threads of the process that built it."""
 
     def __len__(self):
         return 2
 
     def __getitem__(self, index):
-        return torch.tensor(os.nice(0))
+        return torch.tensor([os.nice(0), torch.get_num_threads()])
 
 
 def _mixture_loader(dataset, device):
@@ -159,10 +159,11 @@ def test_loader_processes_yield_the_cores_to_a_model_on_the_cpu(loader):
     if mine >= LOADER_NICENESS:
         pytest.skip("this process already runs at the lowest priority")
     built = next(iter(loader(_Niceness(), "cpu")))
-    assert built.tolist() == [min(19, mine + LOADER_NICENESS)] * 2, "loaders run at the lowest priority"
+    assert built[:, 0].tolist() == [min(19, mine + LOADER_NICENESS)] * 2, "loaders run at the lowest priority"
+    assert built[:, 1].tolist() == [1, 1], "loaders use one torch thread (torch's worker loop sets it)"
     assert os.nice(0) == mine, "the main process keeps its priority"
     beside_a_gpu = next(iter(loader(_Niceness(), "cuda")))
-    assert beside_a_gpu.tolist() == [mine] * 2, "with a GPU, loaders keep their priority"
+    assert beside_a_gpu[:, 0].tolist() == [mine] * 2, "with a GPU, loaders keep their priority"
 
 
 def test_rows_with_missing_files_are_dropped_with_a_warning(tiny_dataset, caplog):
