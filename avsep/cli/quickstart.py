@@ -24,10 +24,11 @@ from avsep.synth.instruments import DEFAULT_PER_LABEL
 
 log = logging.getLogger("avsep")
 # 15 to 20 minutes of training on 2 free cores of an AMD EPYC in bf16 (its native bfloat16 makes
-# `--precision auto` choose it), about 40 in fp32 on 2 cores without AVX-512: the `small` preset's 2,850 steps, then 600 with
-# its push towards silence (sparsity_start). With 1.5 s clips these steps met issue 7's three
-# targets on both draws of the data measured, each with two training seeds (docs/training.md,
-# "Clips of 1.5 seconds"); with 3 s clips 4,350 steps, about 35 minutes, were needed.
+# `--precision auto` choose it), about 40 in fp32 on 2 cores without AVX-512: the `small` preset's
+# 2,850 steps, then 600 with its push towards silence (sparsity_start). With 1.5 s clips these
+# steps met issue 7's three targets on the three draws of the data measured, each with two training
+# seeds (docs/training.md, "Clips of 1.5 seconds"); with 3 s clips 4,350 steps, about 35 minutes,
+# were needed.
 DEFAULT_STEPS = 3450
 
 
