@@ -58,9 +58,12 @@ def _weighted_loss(logits: Tensor, targets: Tensor, cfg: Config, weight: Tensor 
     return per_bin * weight if weight is not None and cfg.weighted_loss else per_bin
 
 
-def mask_loss(logits: Tensor, targets: Tensor, cfg: Config, weight: Tensor | None = None) -> Tensor:
-    """The training loss between predicted mask logits and target masks, both (B, N, F, T)."""
-    return _weighted_loss(logits, targets, cfg, weight).mean()
+def mask_loss(logits: Tensor, targets: Tensor, cfg: Config, weight: Tensor | None = None,
+              per_item: bool = False) -> Tensor:
+    """The training loss between predicted mask logits and target masks, both (B, N, F, T): a
+    scalar, or with ``per_item`` each mixture's (B,), whose mean is that scalar."""
+    per_bin = _weighted_loss(logits, targets, cfg, weight)
+    return per_bin.mean(dim=tuple(range(1, per_bin.dim()))) if per_item else per_bin.mean()
 
 
 def pixel_loss(cell_logits: Tensor, owner: Tensor, targets: Tensor, cfg: Config, weight: Tensor | None = None,
