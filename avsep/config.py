@@ -272,6 +272,8 @@ class Config:
             (min(self.color_jitter, self.pixel_loss, self.pixel_sparsity, self.eq_db, self.av_contrast,
                  self.pair_balance) >= 0,
              "color_jitter, pixel_loss, pixel_sparsity, eq_db, av_contrast and pair_balance must be >= 0"),
+            (not self.pair_balance or self.weighted_loss,
+             "pair_balance weighs mixtures through the loss's bin weights: it needs weighted_loss=true"),
             (self.pixel_loss_pool >= 1 and self.freq_bins % self.pixel_loss_pool == 0
              and self.time_frames % self.pixel_loss_pool == 0, "pixel_loss_pool must divide freq_bins and the time frames"),
             (all(isinstance(m, int) and m > 0 for m in self.lr_milestones), "lr_milestones must be positive epochs"),

@@ -9,8 +9,10 @@ hard pairs were the ones that separated worst on held-out scenes. Uniform traini
 of its steps where the model already does well.
 
 :class:`PairHardness` keeps a running mean of the pooled mask loss of each pair of labels seen in
-training, and weighs each mixture's losses by ``(its pair's running loss / the batch's mean) **
-power``, normalised to a mean of 1 over the batch, so the loss keeps its scale. With ``power`` 1
+training (each mixture's loss per unit of bin weight, its weighted mean BCE, so that loud,
+broadband mixtures do not look hard for their loudness alone), and weighs each mixture's losses by
+``(its pair's running loss / the batch's mean) ** power``, normalised to a mean of 1 over the
+batch, so the loss keeps its scale. With ``power`` 1
 this is the gradient of the mean of the pairs' squared losses: it pushes hard pairs down more
 than easy ones. Labels are used only as mixing already uses them (which sources are of one
 kind); a batch without labels is not weighted.

@@ -124,7 +124,9 @@ def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.
     else:
         pooled = mask_loss(logits, targets, cfg, weight, per_item=True)
         loss = pooled.mean()
-        record_pair_losses(pair_hardness, labels, (pooled.detach() / item_weights).float(), gather)
+        # The record keeps each mixture's loss per unit of bin weight: its weighted mean BCE, which
+        # loud, broadband mixtures (a drum, a guitar) would otherwise inflate, hard or not.
+        record_pair_losses(pair_hardness, labels, (pooled.detach() / weight.mean(dim=(1, 2, 3))).float(), gather)
     if cfg.av_contrast:
         loss = loss + cfg.av_contrast * contrast_loss(vectors, sound, targets, weight, model.synthesizer.scale,
                                                       labels=labels, gather=gather)
@@ -141,8 +143,8 @@ def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.
 
 def record_pair_losses(pair_hardness: PairHardness, labels: torch.Tensor, item_losses: torch.Tensor,
                        gather: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
-    """Fold a batch's unweighted per-mixture losses (B,) into ``pair_hardness``: the global
-    batch's under DDP, so that every rank keeps the same record."""
+    """Fold a batch's per-mixture losses (B,) into ``pair_hardness``: the global batch's under
+    DDP, so that every rank keeps the same record."""
     if gather is not None:
         labels, item_losses = gather(labels), gather(item_losses)
     pair_hardness.update(labels, item_losses)

@@ -78,14 +78,16 @@ def test_the_loss_weighs_each_mixture_by_its_pair_and_records_the_unweighted_los
         features = mixture_features(batch["mix"], cfg, batch["sources"])
         logits = model(features.log_mix_mag, batch["frames"], batch["owner"])
         targets = target_masks(features.source_mags, features.mix_mag, cfg.mask_type)
-        per_item = mask_loss(logits, targets, cfg, loss_weight(features.mix_mag), per_item=True)
+        bin_weights = loss_weight(features.mix_mag)
+        per_item = mask_loss(logits, targets, cfg, bin_weights, per_item=True)
+        per_unit = per_item / bin_weights.mean(dim=(1, 2, 3))       # what the record keeps
         plain = training_loss(model, batch, cfg, torch.device("cpu"))
         record = PairHardness(power=1.0)
         # A fresh record knows no pair: every mixture weighs 1, and the batch's losses are recorded.
         assert training_loss(model, batch, cfg, torch.device("cpu"), pair_hardness=record) == pytest.approx(plain.item())
         pairs = [p[0] for p in PairHardness.pairs(batch["labels"])]
         for pair in set(pairs):
-            mine = [loss for p, loss in zip(pairs, per_item.tolist()) if p == pair]
+            mine = [loss for p, loss in zip(pairs, per_unit.tolist()) if p == pair]
             assert record.loss[pair] == pytest.approx(sum(mine) / len(mine), rel=1e-5)
         # Now one pair is known as three times harder than the others.
         hard = pairs[0]
@@ -117,6 +119,8 @@ def _plain_run(data, tmp_path):
     return weights(tmp_path / "plain/last.pt")
 
 
-def test_a_negative_power_is_refused():
+def test_a_negative_power_and_unweighted_bins_are_refused():
     with pytest.raises(AvsepError, match="pair_balance must be >= 0"):
         Config.preset("small").replace(pair_balance=-1.0)
+    with pytest.raises(AvsepError, match="pair_balance .* needs weighted_loss=true"):
+        Config.preset("small").replace(pair_balance=1.0, weighted_loss=False)
