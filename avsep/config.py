@@ -79,7 +79,6 @@ class Config:
     mask_threshold: float = 0.5       # binary masks are thresholded here in the paper's scoring protocol
     pixel_loss: float = 0.0           # weight of the per-pixel (multiple-instance) loss beside the pooled one
     av_contrast: float = 0.0          # weight of the audio-visual correspondence loss across the batch
-    pair_balance: float = 0.0         # each mixture's losses x (its label pair's running loss / the batch's mean) ** this (0: off)
     pixel_loss_pool: int = 4          # the per-pixel loss sees the spectrogram averaged over this many bins a side
     pixel_sparsity: float = 0.0       # weight of the push towards silence shared by all the cells of sounding videos
     # The push above starts once a validation (every val_every steps) reaches this many dB, and
@@ -269,11 +268,8 @@ class Config:
             (0 < self.crop_scale <= 1, "crop_scale must be in (0, 1]"),
             (all(0 <= p <= 1 for p in (self.blur_prob, self.cutout_prob, self.compose_prob, self.grey_prob, self.texture_prob)),
              "blur_prob, cutout_prob, compose_prob, grey_prob and texture_prob must be in [0, 1]"),
-            (min(self.color_jitter, self.pixel_loss, self.pixel_sparsity, self.eq_db, self.av_contrast,
-                 self.pair_balance) >= 0,
-             "color_jitter, pixel_loss, pixel_sparsity, eq_db, av_contrast and pair_balance must be >= 0"),
-            (not self.pair_balance or self.weighted_loss,
-             "pair_balance weighs mixtures through the loss's bin weights: it needs weighted_loss=true"),
+            (min(self.color_jitter, self.pixel_loss, self.pixel_sparsity, self.eq_db, self.av_contrast) >= 0,
+             "color_jitter, pixel_loss, pixel_sparsity, eq_db and av_contrast must be >= 0"),
             (self.pixel_loss_pool >= 1 and self.freq_bins % self.pixel_loss_pool == 0
              and self.time_frames % self.pixel_loss_pool == 0, "pixel_loss_pool must divide freq_bins and the time frames"),
             (all(isinstance(m, int) and m > 0 for m in self.lr_milestones), "lr_milestones must be positive epochs"),

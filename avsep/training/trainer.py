@@ -38,7 +38,6 @@ from avsep.training.data import open_data
 from avsep.training.distributed import DistContext
 from avsep.training.engine import (Precision, TrainingObjective, optimizer_step, plain_state_dict,
                                    resolve_precision, use_sync_bn, wrap_objective)
-from avsep.training.pair_balance import PairHardness
 from avsep.training.runlog import ProgressBar, RunLog
 from avsep.training.validation import validate_split
 from avsep.utils import clean_partials, pick_device
@@ -94,40 +93,24 @@ def set_learning_rates(optimizer: torch.optim.Optimizer, cfg: Config, epoch: int
 
 def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.device,
                   sparsity: float | None = None, gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                  pair_hardness: PairHardness | None = None) -> torch.Tensor:
+                  ) -> torch.Tensor:
     """The pooled mask loss of every source, plus the per-pixel loss when ``pixel_loss`` > 0
     (with the sparsity weight ``sparsity``, by default a first step's: :func:`sparsity_weight`)
     and the contrastive loss when ``av_contrast`` > 0 (across processes through ``gather``, if
-    given: ``DistContext.gather_rows``). With ``pair_hardness`` (``pair_balance`` > 0) each
-    mixture's losses are weighted by how hard its pair of labels has been, and the batch's
-    losses then update that record (:mod:`avsep.training.pair_balance`)."""
+    given: ``DistContext.gather_rows``)."""
     mix, sources, frames, owner = (batch[k].to(device) for k in ("mix", "sources", "frames", "owner"))
     features = mixture_features(mix, cfg, sources)
     sound = model.sound_features(features.log_mix_mag)
     grids = model.view_grids(frames)
     targets = target_masks(features.source_mags, features.mix_mag, cfg.mask_type)
     weight = loss_weight(features.mix_mag)
-    # A batch built by hand may carry no labels: then every other source is a contrastive
-    # negative, and no mixture is weighted. (Under DDP every rank's batches come from one
-    # dataset, so all carry labels or none, and every rank makes the same gathers.)
-    labels = batch["labels"].to(device) if "labels" in batch else None
-    item_weights = None
-    if pair_hardness is not None and labels is not None:
-        # Scaling a mixture's bin weights scales each of its loss terms (mask, per-pixel); the
-        # contrastive loss normalises them away, so it stays unweighted.
-        item_weights = pair_hardness.weights(labels, gather).to(weight)
-        weight = weight * item_weights.view(-1, 1, 1, 1)
     vectors = model.pooled_vectors(grids, owner)
-    logits = model.pooled_logits(sound, grids, vectors=vectors)
-    if item_weights is None:
-        loss = mask_loss(logits, targets, cfg, weight)
-    else:
-        pooled = mask_loss(logits, targets, cfg, weight, per_item=True)
-        loss = pooled.mean()
-        # The record keeps each mixture's loss per unit of bin weight: its weighted mean BCE, which
-        # loud, broadband mixtures (a drum, a guitar) would otherwise inflate, hard or not.
-        record_pair_losses(pair_hardness, labels, (pooled.detach() / weight.mean(dim=(1, 2, 3))).float(), gather)
+    loss = mask_loss(model.pooled_logits(sound, grids, vectors=vectors), targets, cfg, weight)
     if cfg.av_contrast:
+        # A batch built by hand may carry no labels: then every other source is a negative. (Under
+        # DDP every rank's batches come from one dataset, so all carry labels or none, and every
+        # rank makes the same gathers.)
+        labels = batch["labels"].to(device) if "labels" in batch else None
         loss = loss + cfg.av_contrast * contrast_loss(vectors, sound, targets, weight, model.synthesizer.scale,
                                                       labels=labels, gather=gather)
     if cfg.pixel_loss:
@@ -139,15 +122,6 @@ def training_loss(model: SoundOfPixels, batch: dict, cfg: Config, device: torch.
         loss = loss + cfg.pixel_loss * pixel_loss(model.cell_logits(coarse[0], grids), owner, coarse[1], cfg, coarse[2],
                                                   sparsity=sparsity)
     return loss
-
-
-def record_pair_losses(pair_hardness: PairHardness, labels: torch.Tensor, item_losses: torch.Tensor,
-                       gather: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
-    """Fold a batch's per-mixture losses (B,) into ``pair_hardness``: the global batch's under
-    DDP, so that every rank keeps the same record."""
-    if gather is not None:
-        labels, item_losses = gather(labels), gather(item_losses)
-    pair_hardness.update(labels, item_losses)
 
 
 def sparsity_weight(cfg: Config, state: TrainState) -> float:
@@ -216,7 +190,6 @@ class Trainer:
         self.data = open_data(cfg, train_index, val_index, self.dist, self.settings)
         self.manifest = self.data.manifest
         self.precision: Precision = resolve_precision(self.settings.precision, self.device)
-        self.pair_hardness = PairHardness(cfg.pair_balance) if cfg.pair_balance else None
         if resume_state is not None:
             # With weight averaging, "model" is the average and "training_model" the raw weights.
             self.model.load_state_dict(plain_state_dict(resume_state.get("training_model", resume_state["model"])))
@@ -224,8 +197,6 @@ class Trainer:
             self.state = TrainState(**resume_state["train_state"])
             if self.precision.scaler is not None and resume_state.get("grad_scaler"):
                 self.precision.scaler.load_state_dict(resume_state["grad_scaler"])
-            if self.pair_hardness is not None and resume_state.get("pair_hardness") is not None:
-                self.pair_hardness.load_state_dict(resume_state["pair_hardness"])
             if self.dist.is_main:
                 reconcile_best(self.run_dir, resume_state)
                 clean_partials(self.run_dir)  # checkpoints a killed run was writing
@@ -238,7 +209,7 @@ class Trainer:
                         "the per-pixel sparsity will stay off", cfg.sparsity_gate_db)
         objective = TrainingObjective(
             self.model, lambda model, batch: training_loss(model, batch, cfg, self.device, sparsity_weight(cfg, self.state),
-                                                           self.dist.gather_rows, self.pair_hardness), self.device)
+                                                           self.dist.gather_rows), self.device)
         self.step_module = wrap_objective(objective, self.dist, self.settings.compile)
         # After DDP's first broadcast, so that every rank averages rank 0's weights.
         self.average = WeightAverage(self.model, cfg.ema_decay) if cfg.ema_decay else None
@@ -293,8 +264,6 @@ class Trainer:
                  "val_silent": summary["silent_estimates"]["model"] if summary else None}
         if self.precision.scaler is not None:
             extra["grad_scaler"] = self.precision.scaler.state_dict()
-        if self.pair_hardness is not None:
-            extra["pair_hardness"] = self.pair_hardness.state_dict()
         if self.average is not None:
             extra["training_model"] = cpu_state(self.model)
         # last.pt first: if a kill comes before best.pt is written, reconcile_best repairs it.

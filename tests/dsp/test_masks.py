@@ -42,6 +42,18 @@ def test_weighted_bce_prefers_the_right_mask():
         assert mask_loss((targets * 2 - 1) * 20, targets, other) < 1e-6
 
 
+def test_per_item_mask_losses_are_each_mixtures_own_and_average_to_the_batch_loss():
+    cfg = Config.preset("small")
+    targets = torch.randint(0, 2, (3, 2, 8, 8)).float()
+    weight = loss_weight(torch.rand(3, 1, 8, 8) * 10)
+    logits = torch.randn(3, 2, 8, 8)
+    logits[1] = (targets[1] * 2 - 1) * 5                 # mixture 1 predicted right
+    per_item = mask_loss(logits, targets, cfg, weight, per_item=True)
+    assert per_item.shape == (3,) and per_item.mean() == pytest.approx(mask_loss(logits, targets, cfg, weight).item())
+    assert per_item[1] == pytest.approx(mask_loss(logits[1:2], targets[1:2], cfg, weight[1:2]).item())
+    assert per_item[1] < 0.05 < min(per_item[0], per_item[2])
+
+
 def test_loss_weight_is_clamped_log1p():
     mag = torch.tensor([0.0, 1.0, 1e9]).view(1, 1, 3, 1)
     assert torch.allclose(loss_weight(mag).flatten(), torch.tensor([1e-3, float(torch.log1p(torch.tensor(1.0))), 10.0]))

@@ -7,8 +7,6 @@ BatchNorm runs in eval mode here, because in training mode each process normalis
 statistics of its own half, the one legitimate difference between 1 and W processes. The
 contrastive loss is on, its rows gathered across processes as the trainer gathers them; with
 ``--no-gather`` (argv[2]) each process compares its own half's sources only, which must differ.
-Mixtures are weighted by their pair's hardness (``pair_balance``), whose record every process
-must keep as the one process does: the output says whether rank 0's equals it.
 """
 import copy
 import json
@@ -21,30 +19,27 @@ from avsep.config import Config
 from avsep.models.sop import SoundOfPixels
 from avsep.training import distributed
 from avsep.training.engine import Precision, TrainingObjective, optimizer_step, wrap_objective
-from avsep.training.pair_balance import PairHardness
 from avsep.training.trainer import make_optimizer, training_loss
 
 
-def objective(model, cfg, record, gather=None):
-    return TrainingObjective(model, lambda m, b: training_loss(m, b, cfg, torch.device("cpu"), gather=gather,
-                                                               pair_hardness=record), torch.device("cpu"))
+def objective(model, cfg, gather=None):
+    return TrainingObjective(model, lambda m, b: training_loss(m, b, cfg, torch.device("cpu"), gather=gather),
+                             torch.device("cpu"))
 
 
 def main(out: str, gather: bool) -> None:
     ctx = distributed.setup("cpu")
     # The contrastive loss at five times the preset's weight, so that negatives taken wrongly show.
-    cfg = Config.preset("small").replace(channels=8, resnet_width=8, unet_channels=8, batch_size=4, av_contrast=1.0,
-                                         pair_balance=1.0)
+    cfg = Config.preset("small").replace(channels=8, resnet_width=8, unet_channels=8, batch_size=4, av_contrast=1.0)
     torch.manual_seed(0)
     model = SoundOfPixels(cfg)
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.eval()
     reference = copy.deepcopy(model)
-    record, ref_record = PairHardness(cfg.pair_balance), PairHardness(cfg.pair_balance)
-    step = wrap_objective(objective(model, cfg, record, ctx.gather_rows if gather else None), ctx, False)
+    step = wrap_objective(objective(model, cfg, ctx.gather_rows if gather else None), ctx, False)
     optimizer = make_optimizer(model, cfg)
-    ref_step, ref_optimizer = objective(reference, cfg, ref_record), make_optimizer(reference, cfg)
+    ref_step, ref_optimizer = objective(reference, cfg), make_optimizer(reference, cfg)
     generator = torch.Generator().manual_seed(1)
     losses, grad_diffs = [], []
     seconds = torch.arange(cfg.audio_len) / cfg.sample_rate
@@ -66,8 +61,7 @@ def main(out: str, gather: bool) -> None:
     diff = max((a - b).abs().max().item() for a, b in zip(model.parameters(), reference.parameters()))
     if ctx.is_main:
         with open(out, "w") as f:
-            json.dump({"max_param_diff": diff, "losses": losses, "grad_rel_diffs": grad_diffs,
-                       "records": [sorted(record.loss.items()), sorted(ref_record.loss.items())]}, f)
+            json.dump({"max_param_diff": diff, "losses": losses, "grad_rel_diffs": grad_diffs}, f)
     distributed.teardown(ctx)
 
 
