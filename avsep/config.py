@@ -32,7 +32,9 @@ MAP_WEIGHTINGS = ("loss", "power")
 # What a learning rate is multiplied by at the end of its cooldown (``lr_cooldown``).
 COOLDOWN_FLOOR = 0.02
 # Keys that older checkpoints carry but that are now run settings or gone: ignored on load.
-LEGACY_KEYS = {"workers", "checkpoint_minutes", "preset"}
+# (pair_balance: a training-only weighting, tried and removed; docs/training.md, "Pairs weighted
+# by their hardness": its runs' checkpoints still load and score.)
+LEGACY_KEYS = {"workers", "checkpoint_minutes", "preset", "pair_balance"}
 
 
 @dataclass(frozen=True)
