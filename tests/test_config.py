@@ -41,6 +41,13 @@ def test_bad_overrides_name_the_problem(override, message):
         Config.preset("small").with_overrides([override])
 
 
+def test_keys_of_older_checkpoints_are_ignored_and_unknown_ones_named():
+    saved = {**Config.preset("small").to_dict(), "workers": 4, "pair_balance": 1.0}   # a run setting, a removed option
+    assert Config.from_dict(saved) == Config.preset("small")
+    with pytest.raises(AvsepError, match="unknown configuration key.*: pair_weight"):
+        Config.from_dict({**saved, "pair_weight": 1.0})
+
+
 def test_unknown_preset():
     with pytest.raises(AvsepError, match="unknown preset 'huge'"):
         Config.preset("huge")

@@ -43,6 +43,7 @@ def test_weighted_bce_prefers_the_right_mask():
 
 
 def test_per_item_mask_losses_are_each_mixtures_own_and_average_to_the_batch_loss():
+    torch.manual_seed(0)
     cfg = Config.preset("small")
     targets = torch.randint(0, 2, (3, 2, 8, 8)).float()
     weight = loss_weight(torch.rand(3, 1, 8, 8) * 10)
