@@ -43,6 +43,7 @@ from avsep.dsp.inputs import MixtureFeatures, mixture_features  # noqa: E402
 from avsep.dsp.masks import loss_weight, mask_loss, masks_to_audio, target_masks  # noqa: E402
 from avsep.errors import AvsepError  # noqa: E402
 from avsep.evaluation.scoring import score_mixture, silent_references  # noqa: E402
+from avsep.evaluation.tables import label_group  # noqa: E402
 from avsep.models.checkpoint import load_model  # noqa: E402
 from avsep.models.sop import SoundOfPixels  # noqa: E402
 
@@ -156,7 +157,7 @@ def gains_by_pair(model: SoundOfPixels, batch: dict[str, Tensor], groups: list[l
             for b in scorable:
                 mix, sources = batch["mix"][b].numpy(), batch["sources"][b].numpy()
                 sdri = [float(x) for x in score_mixture(sources, {"model": estimates[b].numpy()}, mix)["model"]["SDRi"]]
-                gains[case][" + ".join(sorted(labels[row] for row in groups[b]))].extend(sdri)
+                gains[case][label_group([labels[row] for row in groups[b]])].extend(sdri)
                 gains[case]["all pairs"].extend(sdri)
     return gains
 

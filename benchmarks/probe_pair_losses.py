@@ -32,6 +32,7 @@ from avsep.data.mixtures import MixtureDataset  # noqa: E402
 from avsep.dsp.inputs import mixture_features  # noqa: E402
 from avsep.dsp.masks import loss_weight, mask_loss, target_masks  # noqa: E402
 from avsep.errors import AvsepError  # noqa: E402
+from avsep.evaluation.tables import label_group  # noqa: E402
 from avsep.models.checkpoint import load_model  # noqa: E402
 
 
@@ -54,7 +55,7 @@ def pair_losses(checkpoint: Path, index: Path, items: int, seed: int, batch: int
             weight = loss_weight(features.mix_mag)
             per_unit = mask_loss(logits, targets, cfg, weight, per_item=True) / weight.mean(dim=(1, 2, 3))
             for labels, loss in zip(mixtures["labels"].tolist(), per_unit.tolist()):
-                losses[" + ".join(sorted(dataset.labels[i] for i in labels))].append(loss)
+                losses[label_group([dataset.labels[i] for i in labels])].append(loss)
     return losses, cfg.loss
 
 
