@@ -1,7 +1,8 @@
 """``avsep generate solo|duets|bad|sheet OUT``: synthetic test videos (see avsep.synth).
 
 ``--pool train`` (default) draws backgrounds, soundfonts and melodies from the training pool,
-``--pool test`` from the held-out pool, which training never sees.
+``--pool test`` from the held-out pool, which training never sees. ``--backgrounds DIR`` puts
+your own pictures behind the players instead of the pool's wallpapers.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from avsep.errors import AvsepError
 
 log = logging.getLogger("avsep")
 POOL_HELP = "train: training material; test: held-out backgrounds, soundfont and melodies"
+BACKGROUNDS_HELP = "a folder of your own pictures to use as the pool's backgrounds instead of its wallpaper packages"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     solo.add_argument("--size", default="256x256", help="WIDTHxHEIGHT")
     solo.add_argument("--workers", default=str(os.cpu_count() or 1))
     solo.add_argument("--backend", default="auto", help="auto, fluidsynth or numpy")
+    solo.add_argument("--backgrounds", metavar="DIR", help=BACKGROUNDS_HELP)
     duets = sub.add_parser("duets", help="scenes of 2-4 players with stems and boxes")
     duets.add_argument("out")
     duets.add_argument("--pool", default="train", help=POOL_HELP)
@@ -42,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     duets.add_argument("--size", default="512x256", help="WIDTHxHEIGHT")
     duets.add_argument("--workers", default="1")
     duets.add_argument("--backend", default="auto", help="auto, fluidsynth or numpy")
+    duets.add_argument("--backgrounds", metavar="DIR", help=BACKGROUNDS_HELP)
     bad = sub.add_parser("bad", help="corrupt / no-audio / silent / short files")
     bad.add_argument("out")
     bad.add_argument("--seed", default="0")
@@ -109,6 +113,18 @@ def _common(args: argparse.Namespace) -> dict:
                 backend=_choice(args, "backend", ("auto", "fluidsynth", "numpy")))
 
 
+def _backgrounds(args: argparse.Namespace, pool: str):
+    """The pool's backgrounds from ``--backgrounds`` for the run (a context manager)."""
+    from avsep.synth.backgrounds import folder_files, use_folder
+
+    if args.backgrounds is not None:
+        try:
+            folder_files(args.backgrounds)
+        except ValueError as err:
+            raise AvsepError(f"--backgrounds {err}") from None
+    return use_folder(pool, args.backgrounds)
+
+
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
@@ -126,8 +142,9 @@ def _generate(args: argparse.Namespace) -> str:
     if args.kind == "solo":
         _labels(args.labels or [], "--labels")
         common = _common(args)
-        paths = make_solo_collection(args.out, args.labels, int(_number(args, "per_label", int, 1)),
-                                     workers=int(_number(args, "workers", int, 1)), **common)
+        with _backgrounds(args, common["pool"]):
+            paths = make_solo_collection(args.out, args.labels, int(_number(args, "per_label", int, 1)),
+                                         workers=int(_number(args, "workers", int, 1)), **common)
         return f"{len(paths)} solo videos ({common['pool']} pool)"
     if args.kind == "duets":
         _labels(args.labels or [], "--labels")
@@ -137,8 +154,9 @@ def _generate(args: argparse.Namespace) -> str:
             raise AvsepError(f"--players {args.players!r}: expected 2, 3 or 4")
         if args.labels and players > len(args.labels):
             raise AvsepError(f"--players {args.players!r}: more players than --labels ({len(args.labels)})")
-        entries = make_duets(args.out, groups, int(_number(args, "count", int, 1)), progress=True, players=players,
-                             workers=int(_number(args, "workers", int, 1)), labels=args.labels, **common)
+        with _backgrounds(args, common["pool"]):
+            entries = make_duets(args.out, groups, int(_number(args, "count", int, 1)), progress=True, players=players,
+                                 workers=int(_number(args, "workers", int, 1)), labels=args.labels, **common)
         return f"{len(entries)} ensemble scenes ({common['pool']} pool)"
     if args.kind == "bad":
         _labels([args.label], "--label")

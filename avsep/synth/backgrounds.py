@@ -6,6 +6,11 @@ videos from ``mate-backgrounds``, ``lomiri-wallpapers-20.04`` and ``gnome-backgr
 model never sees a held-out background while training. Each video crops its own region at its own
 scale. The ``ukui-wallpapers`` package is never used: it is kept for other held-out checks.
 Without any photograph, ``rooms.draw_room`` draws a room instead. Images are RGB ``PIL.Image``.
+
+A folder of your own pictures can replace a pool's packages (``$AVSEP_TEST_BACKGROUNDS`` or
+``$AVSEP_TRAIN_BACKGROUNDS``; ``avsep generate ... --backgrounds DIR`` sets it for one run), so
+that held-out scenes can show the kind of place your videos are filmed in. Such a folder is used
+as it is: its pictures are neither filtered by size nor checked against the reserved packages.
 """
 from __future__ import annotations
 
@@ -13,8 +18,10 @@ import glob
 import hashlib
 import io
 import os
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -32,6 +39,8 @@ POOL_PACKAGES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
              ("gnome-backgrounds", ("/usr/share/backgrounds/gnome/*",))),
 }
 EXCLUDED_PACKAGES = ("ukui-wallpapers",)
+# pool -> the environment variable naming a folder of pictures that replaces its packages
+FOLDER_ENV = {"train": "AVSEP_TRAIN_BACKGROUNDS", "test": "AVSEP_TEST_BACKGROUNDS"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MIN_BYTES = 20_000  # smaller files are solid colours or tiles, not pictures
 CACHE_MAX_SIDE = 1600
@@ -73,9 +82,50 @@ def _shared_patterns() -> set[str]:
     return train & test
 
 
-@lru_cache(maxsize=None)
 def background_files(pool: str) -> tuple[Path, ...]:
-    """The photographs of ``pool`` (``"train"`` or ``"test"``) installed here, sorted.
+    """The photographs of ``pool`` (``"train"`` or ``"test"``), sorted: every picture under the
+    folder that ``$AVSEP_<POOL>_BACKGROUNDS`` names when it is set, else :func:`package_files`."""
+    folder = os.environ.get(FOLDER_ENV[check_pool(pool)])
+    return folder_files(folder) if folder else package_files(pool)
+
+
+@lru_cache(maxsize=None)
+def folder_files(folder: str | os.PathLike) -> tuple[Path, ...]:
+    """Every picture (``IMAGE_SUFFIXES``) under ``folder``, in its subfolders too, sorted; raises
+    ``ValueError`` naming the folder when it is not one or holds no picture."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise ValueError(f"{folder}: not a folder of background pictures")
+    found = tuple(sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
+    if not found:
+        raise ValueError(f"{folder}: no pictures ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+    return found
+
+
+@contextmanager
+def use_folder(pool: str, folder: str | os.PathLike | None) -> Iterator[None]:
+    """Within the block, ``pool``'s backgrounds are the pictures under ``folder`` (nothing changes
+    when it is None), for worker processes started inside it too; raises ``ValueError`` naming
+    the folder when it holds no picture."""
+    if folder is None:
+        yield
+        return
+    key = FOLDER_ENV[check_pool(pool)]
+    folder_files(os.path.abspath(folder))  # a bad folder fails here, before anything is made
+    before = os.environ.get(key)
+    os.environ[key] = os.path.abspath(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+
+
+@lru_cache(maxsize=None)
+def package_files(pool: str) -> tuple[Path, ...]:
+    """The photographs of ``pool``'s packages (``"train"`` or ``"test"``) installed here, sorted.
 
     A package's files are taken from dpkg's list when dpkg knows it, so pictures of other
     packages in the same folder are not mixed in. Without that list (the package is not
@@ -98,7 +148,7 @@ def background_files(pool: str) -> tuple[Path, ...]:
 
 def missing_packages(pool: str) -> list[str]:
     """The Debian packages of ``pool`` that dpkg does not know (none where there is no dpkg)."""
-    if not DPKG_INFO.is_dir():
+    if not DPKG_INFO.is_dir() or os.environ.get(FOLDER_ENV[check_pool(pool)]):
         return []
     return [package for package, _ in POOL_PACKAGES[check_pool(pool)] if _dpkg_files(package) is None]
 
@@ -180,6 +230,11 @@ def make_background(size: tuple[int, int], rng: np.random.Generator, pool: str =
     if not files:
         return draw_room(size, rng, pool, None)
     path = files[int(rng.integers(len(files)))]
+    try:
+        load_photo(path)
+    except (OSError, ValueError) as err:  # a broken picture of a folder of your own: one scene without it
+        warn_once(f"bg-bad-{path}", f"{path}: cannot read this picture ({err}); drawing a room instead")
+        return draw_room(size, rng, pool, None)
     if rng.random() < PHOTO_PROB:
         return photo_crop(path, size, rng)
     return draw_room(size, rng, pool, lambda s: photo_crop(path, s, rng))

@@ -34,9 +34,14 @@ def run(*argv: str) -> int:
     (["duets", "OUT", "--pairs", "violin+violin"], "--pairs 'violin+violin'"),
     (["duets", "OUT", "--pairs", "violin+kazoo"], "--pairs 'kazoo'"),
     (["bad", "OUT", "--label", "kazoo"], "--label 'kazoo'"),
+    (["solo", "OUT", "--backgrounds", "NOWHERE"], "--backgrounds "),
+    (["duets", "OUT", "--pool", "test", "--backgrounds", "EMPTY"], "--backgrounds "),
 ])
 def test_bad_input_is_one_line_naming_the_argument(tmp_path, argv, named):
-    argv = [str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no pictures here")
+    places = {"OUT": tmp_path / "out", "NOWHERE": tmp_path / "nowhere", "EMPTY": tmp_path / "empty"}
+    argv = [str(places.get(a, a)) for a in argv]
     with pytest.raises(AvsepError) as err:
         run(*argv)
     message = str(err.value)
@@ -57,3 +62,22 @@ def test_contact_sheet(tmp_path):
     assert run("sheet", str(tmp_path / "sheet.png")) == 0
     img = np.asarray(Image.open(tmp_path / "sheet.png").convert("RGB"), np.float32)
     assert img.shape[0] > 500 and img.shape[1] > 1500 and img.std() > 30
+
+
+def test_cli_backgrounds_from_a_folder_of_your_own(tmp_path, monkeypatch):
+    from avsep.synth import backgrounds
+
+    folder = tmp_path / "my pictures"
+    (folder / "holiday").mkdir(parents=True)
+    Image.new("RGB", (400, 300), (200, 30, 180)).save(folder / "holiday" / "beach.jpg")
+    monkeypatch.setenv("AVSEP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv(backgrounds.FOLDER_ENV["test"], raising=False)
+    used = []
+    real_load = backgrounds.load_photo
+    monkeypatch.setattr(backgrounds, "load_photo", lambda path: used.append(path) or real_load(path))
+    assert run("solo", str(tmp_path / "out"), "--labels", "violin", "--per-label", "2", "--seconds", "1",
+               "--workers", "1", "--size", "96x96", "--pool", "test", "--backend", "numpy",
+               "--backgrounds", str(folder)) == 0
+    assert len(list((tmp_path / "out" / "violin").glob("*.mp4"))) == 2
+    assert used and {str(p) for p in used} == {str(folder / "holiday" / "beach.jpg")}
+    assert backgrounds.FOLDER_ENV["test"] not in __import__("os").environ  # only for that run

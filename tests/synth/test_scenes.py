@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from avsep.synth import CATALOG, background_files
 from avsep.synth import backgrounds
@@ -66,7 +67,7 @@ def shared_folder(tmp_path, monkeypatch):
             (info / f"{package}.list").write_text("".join(f"{path}\n" for path in paths))
         return paths
 
-    clear = lambda: (backgrounds._dpkg_files.cache_clear(), backgrounds.background_files.cache_clear())
+    clear = lambda: (backgrounds._dpkg_files.cache_clear(), backgrounds.package_files.cache_clear())
     clear()
     yield shared, own, install
     clear()
@@ -125,6 +126,45 @@ def test_reserved_wallpapers_are_excluded_by_path_and_by_package(tmp_path, monke
         assert is_excluded(photo)
     finally:
         backgrounds._dpkg_files.cache_clear()
+
+
+def test_a_folder_of_pictures_replaces_a_pools_packages_within_use_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv(backgrounds.FOLDER_ENV["test"], raising=False)
+    monkeypatch.setenv("AVSEP_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "pictures"
+    (folder / "trip").mkdir(parents=True)
+    Image.new("RGB", (320, 240), (200, 30, 180)).save(folder / "trip" / "a.jpg")
+    Image.new("RGB", (64, 64), (200, 30, 180)).save(folder / "b.PNG")  # small pictures are kept too
+    (folder / "notes.txt").write_text("not a picture")
+    packages = background_files("test")
+    with backgrounds.use_folder("test", folder):
+        assert background_files("test") == (folder / "b.PNG", folder / "trip" / "a.jpg")
+        assert background_files("train") == backgrounds.package_files("train")  # the other pool keeps its own
+        assert backgrounds.missing_packages("test") == []
+        crops = [np.asarray(make_background((48, 32), np.random.default_rng(seed), "test"), np.float32)
+                 for seed in range(8)]
+    assert background_files("test") == packages  # as before, after the block
+    # A uniform picture cropped whole: some backgrounds are exactly its colour (the others are rooms).
+    assert any(np.abs(c - [200, 30, 180]).max() <= 8 for c in crops)
+
+
+def test_a_folder_without_pictures_is_refused_and_a_broken_one_gives_a_room(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv(backgrounds.FOLDER_ENV["test"], raising=False)
+    with pytest.raises(ValueError, match="not a folder"):
+        with backgrounds.use_folder("test", tmp_path / "nowhere"):
+            pass
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no pictures"):
+        with backgrounds.use_folder("test", tmp_path / "empty"):
+            pass
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "cut.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    monkeypatch.setattr(backgrounds, "warn_once", lambda key, msg: logging.getLogger("avsep.synth").warning(msg))
+    with backgrounds.use_folder("test", broken), caplog.at_level(logging.WARNING, logger="avsep.synth"):
+        img = make_background((64, 48), np.random.default_rng(0), "test")
+    assert img.size == (64, 48) and np.asarray(img, np.float32).std() > 10  # a drawn room
+    assert "cut.jpg: cannot read this picture" in caplog.text
 
 
 def test_photo_cache_gives_the_same_pixels(tmp_path, monkeypatch):
