@@ -17,6 +17,7 @@ _LAZY = {
     "derive_seed": "seeds", "load_duets": "ensembles", "make_duet": "ensembles", "make_duets": "ensembles",
     "make_ensemble": "ensembles", "make_bad_files": "generate", "make_solo_collection": "generate",
     "make_solo_video": "generate", "load_solo_meta": "generate", "background_files": "backgrounds",
+    "use_folder": "backgrounds",
     "contact_sheet": "contact",
 }
 
