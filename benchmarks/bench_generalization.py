@@ -80,6 +80,8 @@ def main() -> None:
     parser.add_argument("--per-label", type=int, default=DEFAULT_PER_LABEL,
                         help=f"training-pool solo videos per instrument (default: the quickstart's {DEFAULT_PER_LABEL})")
     parser.add_argument("--train-seconds", type=float, default=8.0, help="length of the training-pool videos")
+    parser.add_argument("--labels", nargs="+", help="instruments (default: the quickstart's five); a workdir "
+                        "keeps the instruments it was first made with")
     parser.add_argument("--heldout-per-label", type=int, default=6)
     parser.add_argument("--duets", type=int, default=48,
                         help="held-out duets to score clicks and pointing on (misses come a duet at a time: "
@@ -108,7 +110,7 @@ def main() -> None:
     torch.set_num_threads(2)
     cfg = Config.preset("small").with_overrides(args.overrides)  # a bad --set fails before any generation
 
-    demo = prepare_demo(args.workdir, per_label=args.per_label, heldout_per_label=args.heldout_per_label,
+    demo = prepare_demo(args.workdir, args.labels, per_label=args.per_label, heldout_per_label=args.heldout_per_label,
                         duets=args.duets, seed=args.seed, workers=args.workers, verbose=False,
                         train_seconds=args.train_seconds)
     run = args.workdir / "runs" / args.name
