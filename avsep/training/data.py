@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from avsep.config import Config, RunSettings
 from avsep.data.index import IndexRow, read_index
@@ -31,11 +31,37 @@ from avsep.training.distributed import DistContext
 log = logging.getLogger("avsep")
 
 
+class RankItems(Sampler):
+    """One rank's ``(epoch, index)`` items of :class:`MixtureDataset`, from item ``first`` of
+    ``epoch`` to the end of epoch ``epochs - 1``: rank r of W takes items r, r + W, r + 2W... of
+    each epoch's ``per_epoch``.
+
+    Made as the loader reads them: a run that a time or step budget ends may configure 100,000
+    epochs, and a list of all their items held about 10 GB and took a minute to build."""
+
+    def __init__(self, epoch: int, first: int, epochs: int, per_epoch: int, rank: int = 0, world: int = 1):
+        self.epoch, self.first, self.epochs, self.per_epoch = epoch, first, epochs, per_epoch
+        self.rank, self.world = rank, world
+
+    def _starts(self) -> Iterable[tuple[int, int]]:
+        for epoch in range(self.epoch, self.epochs):
+            yield epoch, (self.first if epoch == self.epoch else 0) + self.rank
+
+    def __iter__(self):
+        for epoch, start in self._starts():
+            for index in range(start, self.per_epoch, self.world):
+                yield epoch, index
+
+    def __len__(self) -> int:
+        return sum(len(range(start, self.per_epoch, self.world)) for _, start in self._starts())
+
+
 def data_loader(dataset: Dataset, batch_size: int, workers: int, device: torch.device,
-                indices: Optional[Sequence[Any]] = None) -> DataLoader:
+                indices: Optional[Sequence[Any] | Sampler] = None) -> DataLoader:
     """Batches in order (of ``indices`` for a map-style dataset: ints, or (epoch, index) pairs for
-    :class:`MixtureDataset`), in pinned memory for CUDA."""
-    return DataLoader(dataset, batch_size=batch_size, sampler=None if indices is None else list(indices),
+    :class:`MixtureDataset`, or a :class:`RankItems`), in pinned memory for CUDA."""
+    sampler = indices if isinstance(indices, Sampler) or indices is None else list(indices)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler,
                       num_workers=workers, worker_init_fn=worker_init_for(device) if workers else None,
                       pin_memory=device.type == "cuda", persistent_workers=False)
 
@@ -68,9 +94,8 @@ class FolderData:
         batches train while nothing is built) and start new ones (a second's pause every epoch
         of the `small` preset's 62 steps)."""
         cfg, ctx = self.cfg, self.ctx
-        stop = cfg.steps_per_epoch * cfg.batch_size
-        items = [(e, i) for e in range(epoch, cfg.epochs)
-                 for i in range((first_batch * cfg.batch_size if e == epoch else 0) + ctx.rank, stop, ctx.world)]
+        items = RankItems(epoch, first_batch * cfg.batch_size, cfg.epochs, cfg.steps_per_epoch * cfg.batch_size,
+                          ctx.rank, ctx.world)
         return data_loader(self.train_set, ctx.local_batch(cfg.batch_size), self.settings.workers, ctx.device, items)
 
 
