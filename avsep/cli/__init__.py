@@ -1,8 +1,9 @@
 """The ``avsep`` command line: a thin layer over the library.
 
 Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
-``run(args) -> int``. Errors meant for users (:class:`avsep.AvsepError`) become one line on
-stderr and exit status 2, never a traceback.
+``run(args) -> int``. Errors meant for users (:class:`avsep.AvsepError`), and errors of the file
+system (a path that cannot be written or read), become one line on stderr and exit status 2,
+never a traceback (``-v`` shows it).
 """
 from __future__ import annotations
 
@@ -44,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_line(err: OSError) -> str:
+    """``PATH: problem`` for an error of the file system (both paths of a failed rename or copy)."""
+    problem = err.strerror or str(err)
+    if err.filename is None:
+        return problem.splitlines()[0] if problem else type(err).__name__
+    paths = f"{err.filename} -> {err.filename2}" if err.filename2 is not None else str(err.filename)
+    return f"{paths}: {problem}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -55,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except AvsepError as err:
         print(f"avsep: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a path that cannot be written or read: name it, in one line
+        if args.verbose:
+            raise
+        print(f"avsep: error: {os_error_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("avsep: interrupted", file=sys.stderr)

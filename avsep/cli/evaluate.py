@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from avsep.cli import checks
 from avsep.errors import AvsepError
 from avsep.evaluation.evaluate import evaluate
 from avsep.evaluation.tables import format_table, json_safe
@@ -30,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    checks.at_least(args, pairs=1, batch_size=1, workers=0, report_items=0)
+    checks.output_folder(args.report, "report")  # before the scoring, not after it
     if args.index:
         index = args.index
     elif args.data:

@@ -21,6 +21,7 @@ import math
 from pathlib import Path
 
 from avsep.config import MAP_WEIGHTINGS
+from avsep.cli import checks
 from avsep.errors import AvsepError
 
 log = logging.getLogger("avsep")
@@ -117,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from avsep.inference import Separator
     from avsep.synth import load_duets
 
+    checks.at_least(args, limit=1)
     if bool(args.duets) == bool(args.vggss) or (args.vggss and not args.videos):
         raise AvsepError("give --duets DIR, or --vggss FILE with --videos DIR")
     # The boxes are read first, so that their errors come before any model is loaded.

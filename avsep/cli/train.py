@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 from avsep.config import Config, RunSettings
+from avsep.cli import checks
 from avsep.errors import AvsepError
 from avsep.models.checkpoint import load_checkpoint
 from avsep.data.shards import is_shard_manifest
@@ -120,6 +121,9 @@ def index_paths(args: argparse.Namespace) -> tuple[Path, Path | None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    checks.at_least(args, workers=0, max_steps=1, batch_size=1, epochs=1, shuffle_buffer=1)
+    checks.positive(args, "max_minutes", "save_minutes", "dist_timeout")
+    checks.output_folder(args.out, "out")
     settings = RunSettings(workers=args.workers, device=args.device, max_minutes=args.max_minutes,
                            max_steps=args.max_steps, save_minutes=args.save_minutes, precision=args.precision,
                            compile=args.compile, sync_bn=args.sync_bn, dist_timeout_minutes=args.dist_timeout,

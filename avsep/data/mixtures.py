@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from avsep.config import Config
 from avsep.data.augment import ramped, random_eq, training_views
+from avsep.data.decode import wav_info
 from avsep.data.index import IndexRow, frame_path
 from avsep.data.videos import SoloVideo, VideoFiles
 from avsep.dsp.inputs import centre_square, clip_frame_ids, loudness_gain, normalize_pixels, to_model_scale
@@ -193,23 +194,46 @@ class MixtureDataset(Dataset):
         return item
 
 
-def check_rows(rows: Sequence[IndexRow], index: str | Path) -> list[IndexRow]:
+def check_rows(rows: Sequence[IndexRow], index: str | Path, headers: bool = False) -> list[IndexRow]:
     """The rows whose audio and first and last frames exist; the others are logged and dropped.
 
     Cheap (a few stat calls per video), so a moved or half-deleted dataset fails loudly at the
-    start instead of deep inside a loader worker.
+    start instead of deep inside a loader worker. With ``headers``, WAV files must also have a
+    readable header (one small read each): for the fixed mixtures of evaluation and validation,
+    which cannot swap a video that fails to read, as training does.
     """
-    kept, missing = [], []
+    kept, missing, unreadable = [], [], []
     for row in rows:
         needed = (row.audio, frame_path(row, 0), frame_path(row, row.num_frames - 1))
         absent = next((p for p in needed if not p.is_file()), None)
-        (missing if absent else kept).append(absent or row)
+        if absent:
+            missing.append(absent)
+        elif headers and (problem := _header_problem(row.audio)):
+            unreadable.append(problem)
+        else:
+            kept.append(row)
     if missing:
         log.warning("%s: skipping %d of %d videos with missing files (first: %s)", index, len(missing), len(rows),
                     missing[0])
+    if unreadable:
+        log.warning("%s: skipping %d of %d videos whose audio cannot be read (first: %s)", index, len(unreadable),
+                    len(rows), unreadable[0])
+    if not kept and not missing:
+        raise AvsepError(f"{index}: none of its {len(rows)} videos has readable audio (first: {unreadable[0]})")
     if not kept:
         raise AvsepError(f"{index}: none of its {len(rows)} videos has its files (first missing: {missing[0]})")
     return kept
+
+
+def _header_problem(audio: Path) -> str | None:
+    """Why the WAV file ``audio`` cannot be read (None if its header reads, or it is no WAV file)."""
+    if audio.suffix.lower() != ".wav":
+        return None
+    try:
+        wav_info(audio)
+    except AvsepError as err:
+        return str(err)
+    return None
 
 
 def pick_distinct(row_labels: np.ndarray, num: int, rng: np.random.Generator) -> list[int]:

@@ -207,7 +207,7 @@ def evaluate(checkpoint: str | Path, index: str | Path, num_mix: int | None = No
     if pool:
         cfg = cfg.replace(pool=pool)
         model.cfg = cfg
-    rows = check_rows(read_index(index), index)
+    rows = check_rows(read_index(index), index, headers=True)
     overlap = check_overlap(state, rows, index, strict)
     groups = fixed_mixtures(rows, cfg.num_mix, pairs, seed)
     if len(groups) < pairs:

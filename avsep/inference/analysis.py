@@ -144,6 +144,8 @@ class Analysis:
         With ``partition=True`` the masks are scaled where they add up to more than 1, so no part
         of the mixture is counted twice: stems and residual then add up to the mixture exactly.
         """
+        if not regions:
+            raise AvsepError("separate_regions: give at least one region")
         for region in regions:
             check_region(region, *self.frame_size)
         masks = torch.stack([self._window_masks(r, pool or self.pool, self.radius if radius is None else radius)
@@ -190,7 +192,13 @@ class Analysis:
         return share if resolution == "grid" else upsample(share, self.frame_size)
 
     def frame_and_window(self, time: float) -> tuple[int, int]:
-        """The analysed frame and the audio window nearest to ``time``: what a map at ``time`` is made of."""
+        """The analysed frame and the audio window nearest to ``time``: what a map at ``time`` is made of.
+
+        ``time`` counts seconds from the start of the analysed part; a time outside it (by more than
+        half a second) is an error rather than the nearest end's map."""
+        if not -0.5 <= time <= self.duration + self.padded_seconds + 0.5:
+            raise AvsepError(f"time {time:g} s: outside the analysed {self.duration:.2f} s "
+                             "(times count from the start of the analysis)")
         return (int(np.argmin(np.abs(self.frame_times - time))),
                 int(np.argmin(np.abs(self.window_centres() - time))))
 

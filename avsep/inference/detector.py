@@ -274,9 +274,10 @@ class YoloDetector:
         ultralytics = import_ultralytics()
         try:
             self.model = ultralytics.YOLO(str(self.weights), task="detect")
+            # Reading the class names loads the weights: a file of another format fails only here.
+            self.names: tuple[str, ...] = tuple(self.model.names[i] for i in sorted(self.model.names))
         except Exception as e:  # a truncated download, a non-YOLO file, a newer checkpoint format...
             raise AvsepError(f"detector weights {self.weights}: cannot load ({_first_line(e)})") from None
-        self.names: tuple[str, ...] = tuple(self.model.names[i] for i in sorted(self.model.names))
         self.class_ids = None if classes is None else class_ids(classes, self.names)
         self.tracker = check_tracker(tracker)
         self.device, self.conf, self.imgsz, self.iou, self.batch = device, conf, imgsz, iou, max(1, batch)
@@ -355,8 +356,10 @@ def _chunks(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
 
 
 def _first_line(error: BaseException) -> str:
-    """An exception as one line, for AvsepError messages (ultralytics' often span several)."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+    """An exception as one line, for AvsepError messages (ultralytics' often span several); a
+    long line is cut at its first sentence (a list of every supported format follows it)."""
+    line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return line.split(". ")[0] if len(line) > 200 else line
 
 
 def _detections(result: Any, tracked: bool) -> list[Detection]:

@@ -130,8 +130,10 @@ class Separator:
     def _open(self, video, start: float, duration: float | None):
         """Audio at its own rate, a frame iterator, its fps, a name and the frame size (W, H) if
         known, cut to [start, start + duration]."""
-        if start < 0 or (duration is not None and duration <= 0):
-            raise AvsepError(f"start={start:g} must be >= 0 and duration positive")
+        if not start >= 0:
+            raise AvsepError(f"start={start:g}: expected seconds of at least 0")
+        if duration is not None and not duration > 0:
+            raise AvsepError(f"duration={duration:g}: expected a positive number of seconds")
         if isinstance(video, VideoClip):
             first, last = int(start * video.sample_rate), None if duration is None else int((start + duration) * video.sample_rate)
             skip = int(round(start * video.fps))

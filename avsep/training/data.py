@@ -81,7 +81,7 @@ class FolderData:
         cfg = self.cfg
         if val_index is None or cfg.val_pairs <= 0:
             return None
-        rows = check_rows(read_index(val_index), val_index)
+        rows = check_rows(read_index(val_index), val_index, headers=True)
         if not _enough_labels(rows, cfg, val_index):
             return None
         return MixtureDataset(rows, cfg, train=False, mixtures=fixed_mixtures(rows, cfg.num_mix, cfg.val_pairs, cfg.seed))

@@ -1,5 +1,6 @@
 """The command line through subprocesses, as a user runs it."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -130,3 +131,29 @@ def test_quickstart_says_when_its_run_keeps_an_older_configuration(tmp_path, cap
         assert train_to(Config.preset("small"), tmp_path, tmp_path, 5, None)[1] == 5   # already there: no training
     assert ("trained with pixel_sparsity=0.0 (asked 1.0), sparsity_start=0 (asked 2850); it goes on with its own "
             "configuration") in caplog.text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "--checkpoint", "ck.pt", "--index", "x.csv", "--batch-size", "0"], "--batch-size 0: expected at least 1"),
+    (["evaluate", "--checkpoint", "ck.pt", "--index", "x.csv", "--workers=-1"], "--workers -1: expected at least 0"),
+    (["evaluate", "--checkpoint", "ck.pt", "--index", "x.csv", "--report-items=-1"], "--report-items -1: expected at least 0"),
+    (["evaluate", "--checkpoint", "ck.pt", "--index", "x.csv", "--report", "FILE"], "--report FILE: exists and is not a folder"),
+    (["train", "--data", "d", "--out", "o", "--max-steps", "0"], "--max-steps 0: expected at least 1"),
+    (["train", "--data", "d", "--out", "o", "--max-minutes=-1"], "--max-minutes -1: expected a positive number"),
+    (["train", "--data", "d", "--out", "o", "--save-minutes", "0"], "--save-minutes 0: expected a positive number"),
+    (["train", "--data", "d", "--out", "o", "--workers=-1"], "--workers -1: expected at least 0"),
+    (["train", "--data", "d", "--out", "FILE"], "--out FILE: exists and is not a folder"),
+    (["evaluate-localization", "--checkpoint", "ck.pt", "--duets", "d", "--limit", "0"], "--limit 0: expected at least 1"),
+    (["generate", "duets", "FILE", "--count", "1"], "FILE/duet_000: Not a directory"),  # the file system's own error
+])
+def test_bad_numbers_and_paths_are_one_line_before_any_work(tmp_path, capsys, argv, message):
+    from avsep.cli import main
+
+    existing = tmp_path / "notes.txt"
+    existing.write_text("not a folder")
+    argv = [str(existing) if a == "FILE" else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    errors = re.findall(r"avsep: error: [^\r\n]*", err)  # a progress bar may share its line
+    assert errors == [f"avsep: error: {message.replace('FILE', str(existing))}"] and "Traceback" not in err
+    assert not (tmp_path / "o").exists() and not Path("o").exists()

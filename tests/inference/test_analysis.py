@@ -181,6 +181,21 @@ def test_queries_need_exactly_one_region_inside_the_frame(tmp_path):
             analysis.separate(**query)
 
 
+def test_no_regions_a_time_outside_the_clip_and_a_bad_span_are_clear_errors(tmp_path):
+    sep = separator(tmp_path, bias=0.0)
+    analysis = sep.analyze(clip(seconds=4), progress=False)
+    with pytest.raises(AvsepError, match="give at least one region"):
+        analysis.separate_regions([])
+    for time in (-1.0, 4.0 + analysis.padded_seconds + 0.6, float("nan")):
+        with pytest.raises(AvsepError, match="outside the analysed 4.00 s"):
+            analysis.energy_map(time)
+    assert analysis.energy_map(analysis.duration).shape == (180, 320)  # the last instant is inside
+    with pytest.raises(AvsepError, match="duration=-2: expected a positive"):
+        sep.analyze(clip(seconds=4), duration=-2, progress=False)
+    with pytest.raises(AvsepError, match="start=-1: expected seconds of at least 0"):
+        sep.analyze(clip(seconds=4), start=-1, progress=False)
+
+
 def test_a_video_shorter_than_a_window_is_padded_and_said(tmp_path, caplog):
     window = CFG.audio_len / CFG.sample_rate
     short = clip(seconds=window * 0.6)
