@@ -45,12 +45,14 @@ def held_out_scenes(folder: Path, players: int, count: int, seed: int, labels: l
 
 def summary_line(report: dict) -> str:
     loc = report["localization"]
-    low, high = loc.get("pointing_interval_90", (float("nan"), float("nan")))
-    return (f"{report['sources']} players in {report['duets']} scenes: click SDR {report['click_SDR_median']:.2f} dB "
-            f"against {report['mixture_SDR_median']:.2f} dB for the mixture "
-            f"({report['click_SDR_median'] - report['mixture_SDR_median']:+.2f} dB; "
-            f"{report['click_SDRi_median']:+.2f} dB the median player); "
-            f"pointing {100 * loc['pointing']:.0f}% ({100 * low:.0f}-{100 * high:.0f}%)")
+    clicks = (f"{report['sources']} players in {report['duets']} scenes: click SDR {report['click_SDR_median']:.2f} dB "
+              f"against {report['mixture_SDR_median']:.2f} dB for the mixture "
+              f"({report['click_SDR_median'] - report['mixture_SDR_median']:+.2f} dB; "
+              f"{report['click_SDRi_median']:+.2f} dB the median player)")
+    if "pointing_interval_90" not in loc:  # no window in which a player sounds
+        return clicks + "; no window to point in"
+    low, high = loc["pointing_interval_90"]
+    return clicks + f"; pointing {100 * loc['pointing']:.0f}% ({100 * low:.0f}-{100 * high:.0f}%)"
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -66,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AvsepError as err:
         print(f"avsep: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `avsep ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
     except OSError as err:  # a path that cannot be written or read: name it, in one line
         if args.verbose:
             raise

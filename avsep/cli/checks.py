@@ -1,9 +1,9 @@
-"""Checks of command-line numbers and output paths, shared by the subcommands: each failure is a
-one-line :class:`AvsepError` that names the option, raised before any work is done."""
+"""Checks of command-line numbers, shared by the subcommands: each failure is a one-line
+:class:`AvsepError` that names the option, raised before any work is done. (Output folders:
+:func:`avsep.utils.check_output_folder`.)"""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from avsep.errors import AvsepError
 
@@ -27,8 +27,3 @@ def positive(args: argparse.Namespace, *names: str) -> None:
         if value is not None and not value > 0:
             raise AvsepError(f"{option(name)} {value:g}: expected a positive number")
 
-
-def output_folder(path: Path | None, name: str) -> None:
-    """``path`` (left out when unset) can become a folder: it is one, or nothing is there yet."""
-    if path is not None and path.exists() and not path.is_dir():
-        raise AvsepError(f"{option(name)} {path}: exists and is not a folder")

@@ -9,6 +9,7 @@ from avsep.cli import checks
 from avsep.errors import AvsepError
 from avsep.evaluation.evaluate import evaluate
 from avsep.evaluation.tables import format_table, json_safe
+from avsep.utils import check_output_folder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     checks.at_least(args, pairs=1, batch_size=1, workers=0, report_items=0)
-    checks.output_folder(args.report, "report")  # before the scoring, not after it
+    if args.report is not None:
+        check_output_folder(args.report, "--report")  # before the scoring, not after it
     if args.index:
         index = args.index
     elif args.data:

@@ -18,7 +18,7 @@ from avsep.data.shards import is_shard_manifest
 from avsep.training import distributed
 from avsep.training.engine import PRECISION_CHOICES
 from avsep.training.trainer import Trainer
-from avsep.utils import atomic_write_text
+from avsep.utils import atomic_write_text, check_output_folder
 
 log = logging.getLogger("avsep")
 # Keys that may change when a run is resumed: how long it runs, a cooldown of the learning rates
@@ -123,7 +123,7 @@ def index_paths(args: argparse.Namespace) -> tuple[Path, Path | None]:
 def run(args: argparse.Namespace) -> int:
     checks.at_least(args, workers=0, max_steps=1, batch_size=1, epochs=1, shuffle_buffer=1)
     checks.positive(args, "max_minutes", "save_minutes", "dist_timeout")
-    checks.output_folder(args.out, "out")
+    check_output_folder(args.out)
     settings = RunSettings(workers=args.workers, device=args.device, max_minutes=args.max_minutes,
                            max_steps=args.max_steps, save_minutes=args.save_minutes, precision=args.precision,
                            compile=args.compile, sync_bn=args.sync_bn, dist_timeout_minutes=args.dist_timeout,

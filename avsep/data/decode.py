@@ -205,6 +205,8 @@ def _wav_header(f: Any, path: Any) -> Tuple[np.dtype, float, int, int, int, int]
         chunk_id, size = struct.unpack("<4sI", chunk)
         if chunk_id == b"fmt ":
             body = f.read(size)
+            if len(body) < 16:
+                raise AvsepError(f"{path}: WAV fmt chunk too short ({len(body)} bytes)")
             tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
             if tag == _EXTENSIBLE and len(body) >= 26:
                 tag = struct.unpack("<H", body[24:26])[0]  # the sub-format GUID starts with the tag

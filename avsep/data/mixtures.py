@@ -218,7 +218,7 @@ def check_rows(rows: Sequence[IndexRow], index: str | Path, headers: bool = Fals
     if unreadable:
         log.warning("%s: skipping %d of %d videos whose audio cannot be read (first: %s)", index, len(unreadable),
                     len(rows), unreadable[0])
-    if not kept and not missing:
+    if not kept and unreadable and not missing:
         raise AvsepError(f"{index}: none of its {len(rows)} videos has readable audio (first: {unreadable[0]})")
     if not kept:
         raise AvsepError(f"{index}: none of its {len(rows)} videos has its files (first missing: {missing[0]})")

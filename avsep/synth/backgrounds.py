@@ -111,9 +111,10 @@ def use_folder(pool: str, folder: str | os.PathLike | None) -> Iterator[None]:
         yield
         return
     key = FOLDER_ENV[check_pool(pool)]
-    folder_files(os.path.abspath(folder))  # a bad folder fails here, before anything is made
+    folder = os.path.abspath(os.path.expanduser(folder))
+    folder_files(folder)  # a bad folder fails here, before anything is made
     before = os.environ.get(key)
-    os.environ[key] = os.path.abspath(folder)
+    os.environ[key] = folder
     try:
         yield
     finally:

@@ -181,7 +181,7 @@ def test_rows_with_missing_files_are_dropped_with_a_warning(tiny_dataset, caplog
         check_rows(broken[:1], "train.csv")
 
 
-def test_fixed_mixtures_leave_out_videos_whose_wav_does_not_read(tiny_dataset, tmp_path, caplog):
+def test_check_rows_with_headers_leaves_out_videos_whose_wav_does_not_read(tiny_dataset, tmp_path, caplog):
     # Evaluation and validation cannot swap a video mid-way as training does: their rows' WAV
     # headers are read first, and a video whose audio is not a WAV is logged and left out.
     from dataclasses import replace
@@ -191,12 +191,14 @@ def test_fixed_mixtures_leave_out_videos_whose_wav_does_not_read(tiny_dataset, t
     rows = read_index(tiny_dataset / "train.csv")
     text = tmp_path / "notes.wav"
     text.write_text("a text file, not a WAV")
-    broken = [replace(rows[0], audio=text)] + rows[1:]
+    short_fmt = tmp_path / "short.wav"  # a header cut inside its fmt chunk
+    short_fmt.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00")
+    broken = [replace(rows[0], audio=text), replace(rows[1], audio=short_fmt)] + rows[2:]
     assert check_rows(broken, "val.csv") == broken  # without headers: only the files' presence
     with caplog.at_level("WARNING", logger="avsep"):
         kept = check_rows(broken, "val.csv", headers=True)
-    assert kept == rows[1:]
-    assert "whose audio cannot be read" in caplog.text and "notes.wav: not a WAV file" in caplog.text
+    assert kept == rows[2:]
+    assert "skipping 2 of" in caplog.text and "notes.wav: not a WAV file" in caplog.text
     with pytest.raises(AvsepError, match="none of its 1 videos has readable audio"):
         check_rows(broken[:1], "val.csv", headers=True)
 

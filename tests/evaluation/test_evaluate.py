@@ -1,6 +1,7 @@
 """avsep evaluate: distinct mixtures, every count, both mask protocols, the training manifest."""
 import json
 import logging
+import shutil
 import subprocess
 
 import pytest
@@ -60,6 +61,20 @@ def test_fewer_distinct_mixtures_than_asked_are_scored_once_and_said(tiny_datase
         summary = evaluate(untrained_checkpoint, tiny_dataset / "test.csv", pairs=50, progress=False)
     assert summary["mixtures"] == 12 and summary["mixtures_requested"] == 50 and summary["sources_scored"] == 24
     assert "holds only 12 distinct mixtures" in caplog.text
+
+
+def test_a_video_whose_wav_does_not_read_is_left_out_and_the_others_scored(tiny_dataset, untrained_checkpoint,
+                                                                          tmp_path, caplog):
+    # A batch job: the bad item is logged and skipped (fixed mixtures cannot swap it mid-way).
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    bad = read_index(data / "test.csv")[0].audio
+    bad.write_text("a text file, not a WAV")
+    with caplog.at_level(logging.WARNING, logger="avsep"):
+        summary = evaluate(untrained_checkpoint, data / "test.csv", pairs=50, progress=False)
+    assert f"{bad}: not a WAV file" in caplog.text
+    # 3 labels with 2 test videos each hold 12 distinct pairs; with one video fewer, 8.
+    assert summary["mixtures"] == 8 and summary["sources_scored"] == 16
 
 
 def test_training_videos_in_the_test_set_warn_and_strict_fails(tiny_dataset, untrained_checkpoint, caplog):

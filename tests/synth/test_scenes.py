@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -146,6 +147,19 @@ def test_a_folder_of_pictures_replaces_a_pools_packages_within_use_folder(tmp_pa
     assert background_files("test") == packages  # as before, after the block
     # A uniform picture cropped whole: some backgrounds are exactly its colour (the others are rooms).
     assert any(np.abs(c - [200, 30, 180]).max() <= 8 for c in crops)
+
+
+def test_use_folder_expands_the_home_folder_and_restores_the_pool_after_an_error(tmp_path, monkeypatch):
+    key = backgrounds.FOLDER_ENV["test"]
+    monkeypatch.setenv(key, "/somewhere/before")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "pics").mkdir()
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(tmp_path / "pics" / "a.png")
+    with pytest.raises(RuntimeError, match="inside the block"):
+        with backgrounds.use_folder("test", "~/pics"):
+            assert background_files("test") == (tmp_path / "pics" / "a.png",)
+            raise RuntimeError("inside the block")
+    assert os.environ[key] == "/somewhere/before"
 
 
 def test_a_folder_without_pictures_is_refused_and_a_broken_one_gives_a_room(tmp_path, monkeypatch, caplog):
