@@ -231,9 +231,12 @@ def make_background(size: tuple[int, int], rng: np.random.Generator, pool: str =
     if not files:
         return draw_room(size, rng, pool, None)
     path = files[int(rng.integers(len(files)))]
+    # A broken picture of a folder of your own: one scene without it. Any error, not only PIL's
+    # OSError: ultralytics, once imported, patches Image.open, whose failure then tries to import
+    # an optional HEIF plugin and raises ImportError instead.
     try:
         load_photo(path)
-    except (OSError, ValueError) as err:  # a broken picture of a folder of your own: one scene without it
+    except Exception as err:
         warn_once(f"bg-bad-{path}", f"{path}: cannot read this picture ({err}); drawing a room instead")
         return draw_room(size, rng, pool, None)
     if rng.random() < PHOTO_PROB:
