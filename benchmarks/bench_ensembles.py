@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avsep.errors import AvsepError  # noqa: E402
-from avsep.evaluation.heldout import evaluate_duets  # noqa: E402
+from avsep.evaluation.heldout import TABLE_HEADER, click_details, click_row, evaluate_duets  # noqa: E402
 from avsep.evaluation.tables import format_label_groups, json_safe  # noqa: E402
 from avsep.synth import load_duets, make_duets, use_folder  # noqa: E402
 from avsep.utils import atomic_write_text  # noqa: E402
@@ -41,18 +41,6 @@ def held_out_scenes(folder: Path, players: int, count: int, seed: int, labels: l
             make_duets(folder, pairs=None, count=count, seed=seed, pool="test", players=players, labels=labels,
                        workers=workers, progress=True)
     return load_duets(folder)
-
-
-def summary_line(report: dict) -> str:
-    loc = report["localization"]
-    clicks = (f"{report['sources']} players in {report['duets']} scenes: click SDR {report['click_SDR_median']:.2f} dB "
-              f"against {report['mixture_SDR_median']:.2f} dB for the mixture "
-              f"({report['click_SDR_median'] - report['mixture_SDR_median']:+.2f} dB; "
-              f"{report['click_SDRi_median']:+.2f} dB the median player)")
-    if "pointing_interval_90" not in loc:  # no window in which a player sounds
-        return clicks + "; no window to point in"
-    low, high = loc["pointing_interval_90"]
-    return clicks + f"; pointing {100 * loc['pointing']:.0f}% ({100 * low:.0f}-{100 * high:.0f}%)"
 
 
 def main() -> None:
@@ -75,7 +63,8 @@ def main() -> None:
         report = evaluate_duets(args.checkpoint, scenes, map_grid="fine")
     except (AvsepError, ValueError) as err:
         raise SystemExit(f"bench_ensembles: {err}") from None
-    print(f"{args.checkpoint}: {summary_line(report)}")
+    print(f"{args.checkpoint}, scenes of {args.players} players:\n{TABLE_HEADER}\n{click_row(report, 'scenes')}")
+    print("\n".join(click_details(report, "scenes")))
     print(format_label_groups(report["label_groups"], "clicked players"))
     if args.json:
         atomic_write_text(args.json, json.dumps(json_safe(report), indent=2))

@@ -72,6 +72,30 @@ def generalization_report(checkpoint: str | Path, val_index: str | Path, heldout
     return {"in_distribution": in_dist, "held_out": held_out, "duets": evaluate_duets(checkpoint, duets, **query)}
 
 
+TABLE_HEADER = f"{'median SDR (dB)':<34}{'model':>8}{'mixture':>10}{'gain':>9}{'SIR':>9}"
+
+
+def click_row(duets: dict[str, Any], scenes: str = "duets") -> str:
+    """The table row of an :func:`evaluate_duets` report (under :data:`TABLE_HEADER`)."""
+    gain = duets["click_SDR_median"] - duets["mixture_SDR_median"]
+    return (f"{'held-out ' + scenes + ', click a player':<34}{duets['click_SDR_median']:>8.2f}"
+            f"{duets['mixture_SDR_median']:>10.2f}{gain:>+9.2f}{'':>9}   "
+            f"({duets['sources']} players in {duets['duets']} {scenes})")
+
+
+def click_details(duets: dict[str, Any], scenes: str = "duets") -> list[str]:
+    """Pointing (when some window had a sounding player) and the median player's own gain."""
+    loc, lines = duets["localization"], []
+    if loc.get("count"):
+        low, high = loc.get("pointing_interval_90", (loc["pointing"], loc["pointing"]))
+        lines.append(f"pointing on held-out {scenes}: {loc['pointing']:.0%} of {loc['count']} windows "
+                     f"(90% interval over {scenes} {low:.0%}-{high:.0%}); "
+                     f"cIoU@0.5 {loc['cIoU@0.5']:.2f}, AUC {loc['AUC']:.2f}, size-matched cIoU {loc['size_matched_cIoU']:.2f}")
+    lines.append(f"median gain of each player's click {duets['click_SDRi_median']:+.2f} dB "
+                 "(the gain of the median above is the issue's figure; this one is per player)")
+    return lines
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The report as a short table: medians in dB, the gain over the mixture, and pointing."""
     def solo(name: str, summary: dict) -> str:
@@ -81,21 +105,12 @@ def format_report(report: dict[str, Any]) -> str:
                 f"({summary['mixtures_scored']} mixtures, {summary['videos']} videos)")
 
     duets = report["duets"]
-    loc = duets["localization"]
-    lines = [f"{'median SDR (dB)':<34}{'model':>8}{'mixture':>10}{'gain':>9}{'SIR':>9}",
+    lines = [TABLE_HEADER,
              solo("in distribution (validation)", report["in_distribution"]),
              solo("held-out scenes, solo pairs", report["held_out"]),
-             f"{'held-out duets, click a player':<34}{duets['click_SDR_median']:>8.2f}"
-             f"{duets['mixture_SDR_median']:>10.2f}{duets['click_SDR_median'] - duets['mixture_SDR_median']:>+9.2f}"
-             f"{'':>9}   ({duets['sources']} players in {duets['duets']} duets)",
-             f"{'ideal binary mask, held-out pairs':<34}{report['held_out']['oracle_ibm']['SDR']['median']:>8.2f}"]
-    if loc.get("count"):
-        low, high = loc.get("pointing_interval_90", (loc["pointing"], loc["pointing"]))
-        lines.append(f"pointing on held-out duets: {loc['pointing']:.0%} of {loc['count']} windows "
-                     f"(90% interval over duets {low:.0%}-{high:.0%}); "
-                     f"cIoU@0.5 {loc['cIoU@0.5']:.2f}, AUC {loc['AUC']:.2f}, size-matched cIoU {loc['size_matched_cIoU']:.2f}")
-    lines.append(f"median gain of each player's click {duets['click_SDRi_median']:+.2f} dB "
-                 "(the gain of the median above is the issue's figure; this one is per player)")
+             click_row(duets),
+             f"{'ideal binary mask, held-out pairs':<34}{report['held_out']['oracle_ibm']['SDR']['median']:>8.2f}",
+             *click_details(duets)]
     if report["held_out"].get("label_groups"):
         lines.append(format_label_groups(report["held_out"]["label_groups"], "sources of held-out solo pairs"))
     if duets.get("label_groups"):

@@ -275,7 +275,7 @@ class Trainer:
     def fit(self) -> TrainState:
         """Train to the end of the configured epochs, or ``max_steps``, or ``max_minutes``."""
         cfg, state, settings = self.cfg, self.state, self.settings
-        end_step = min(cfg.total_steps, cfg.total_steps if settings.max_steps is None else settings.max_steps)
+        end_step = cfg.total_steps if settings.max_steps is None else min(cfg.total_steps, settings.max_steps)
         main = self.dist.is_main
         run_log = RunLog(self.run_dir, state.step) if main else None
         # The time bound counts training time, as state.seconds does (validation and checkpoints
