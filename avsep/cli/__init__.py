@@ -55,6 +55,19 @@ def os_error_line(err: OSError) -> str:
     return f"{paths}: {problem}"
 
 
+def close_progress_bars() -> None:
+    """End every open progress bar, so that an error starts its own line and no bar is redrawn after it."""
+    tqdm_module = sys.modules.get("tqdm")   # never imported: no bar to end
+    for bar in list(getattr(getattr(tqdm_module, "tqdm", None), "_instances", ())):
+        bar.close()
+
+
+def fail(line: str, status: int) -> int:
+    close_progress_bars()
+    print(line, file=sys.stderr)
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -65,19 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except AvsepError as err:
-        print(f"avsep: error: {err}", file=sys.stderr)
-        return 2
+        return fail(f"avsep: error: {err}", 2)
     except BrokenPipeError:  # `avsep ... | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 1
     except OSError as err:  # a path that cannot be written or read: name it, in one line
         if args.verbose:
             raise
-        print(f"avsep: error: {os_error_line(err)}", file=sys.stderr)
-        return 2
+        return fail(f"avsep: error: {os_error_line(err)}", 2)
     except KeyboardInterrupt:
-        print("avsep: interrupted", file=sys.stderr)
-        return 130
+        return fail("avsep: interrupted", 130)
 
 
 if __name__ == "__main__":

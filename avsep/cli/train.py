@@ -153,11 +153,12 @@ def _train(args: argparse.Namespace, settings: RunSettings, ctx: distributed.Dis
         cfg = build_config(args)
     train_index, val_index = index_paths(args)
     ctx.local_batch(cfg.batch_size)  # a batch that does not divide among the processes fails here, on every rank
+    settings.progress = settings.progress and ctx.is_main
+    # Built before the run folder is made, so that an unreadable index leaves no folder behind.
+    trainer = Trainer(cfg, train_index, val_index, run_dir, settings, args.random_init, resume_state, dist=ctx)
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", cfg.to_json())
-    settings.progress = settings.progress and ctx.is_main
-    trainer = Trainer(cfg, train_index, val_index, run_dir, settings, args.random_init, resume_state, dist=ctx)
     start = trainer.state.step
     state = trainer.fit()
     ctx.barrier()  # rank 0 has written its last checkpoint before any process leaves

@@ -5,7 +5,9 @@ numbers, strings, lists and dicts, never pickled objects.
 """
 from __future__ import annotations
 
+import pickle
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +56,24 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, not a torch file, or holds pickled objects
-        raise AvsepError(f"{path}: not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+        raise AvsepError(f"{path}: not a readable checkpoint ({_load_problem(path, err)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise AvsepError(f"{path}: not an avsep checkpoint (no '{FORMAT}' format tag)")
     return state
+
+
+def _load_problem(path: Path, err: Exception) -> str:
+    """Say in a few words why torch could not load ``path`` (its own messages run to paragraphs)."""
+    with open(path, "rb") as file:
+        magic = file.read(4)
+    if not magic.startswith((b"PK", b"\x80")):   # neither torch's zip format nor its legacy pickle
+        return "not a PyTorch file"
+    if isinstance(err, pickle.UnpicklingError):
+        return "it holds Python objects that weights-only loading refuses; avsep never saves them"
+    if magic.startswith(b"PK"):   # the zip format, cut short or damaged in transfer
+        return "a PyTorch file that is truncated or damaged"
+    first = re.split(r"(?<=\.)\s", str(err).strip(), maxsplit=1)[0][:160]
+    return f"{type(err).__name__}: {first}"
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):

@@ -169,3 +169,5 @@ def test_an_error_of_the_file_system_is_one_line_naming_the_path(tmp_path, capsy
     err = capsys.readouterr().err
     assert re.findall(r"avsep: error: [^\r\n]*", err) == [f"avsep: error: {existing}/duet_000: Not a directory"]
     assert "Traceback" not in err
+    # The progress bar that was open ends first: the error starts its line and is the last one.
+    assert err.endswith(f"\navsep: error: {existing}/duet_000: Not a directory\n")

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -35,8 +37,15 @@ def test_bad_checkpoints_get_one_line_errors(tmp_path):
     with pytest.raises(AvsepError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(AvsepError, match="junk.pt: not a readable checkpoint"):
+    with pytest.raises(AvsepError, match=r"junk.pt: not a readable checkpoint \(not a PyTorch file\)$"):
         load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(1000)}, tmp_path / "whole.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "whole.pt").read_bytes()[:600])
+    with pytest.raises(AvsepError, match=r"cut.pt: not a readable checkpoint \(a PyTorch file that is truncated or damaged\)$"):
+        load_checkpoint(tmp_path / "cut.pt")
+    torch.save({"object": Path("a")}, tmp_path / "pickled.pt")   # a Python object: refused unread
+    with pytest.raises(AvsepError, match="pickled.pt: not a readable checkpoint \\(it holds Python objects"):
+        load_checkpoint(tmp_path / "pickled.pt")
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(AvsepError, match="not an avsep checkpoint"):
         load_checkpoint(tmp_path / "other.pt")

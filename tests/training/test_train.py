@@ -196,6 +196,12 @@ def test_existing_run_needs_resume_and_bad_data_is_one_line(tiny_dataset, tmp_pa
     result = subprocess.run(train_cmd(tiny_dataset, tmp_path / "run3", "--set", "unet_levels=9"),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "unet_levels must be" in result.stderr
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an index\n")
+    argv = [PYTHON, "-m", "avsep", "train", "--train-index", str(notes), "--out", str(tmp_path / "run4"), *TINY]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and f"{notes}, line 1: expected AUDIO_PATH" in result.stderr
+    assert not (tmp_path / "run4").exists()   # no run folder is left for an index that cannot be read
 
 
 @pytest.mark.parametrize("name, kind", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD)])
