@@ -92,6 +92,10 @@ def test_the_quickstart_hint_names_what_to_do_with_a_run_that_has_not_taken_off_
     # ...unless it stopped before the quickstart's steps: then it continues
     short = take_off_hint(scores(7.6, 4.6), 2000, 24, work)
     assert f"--steps {DEFAULT_STEPS}" in short and "--per-label" not in short
+    # learning slowly rather than memorising (held-out about as good as validation): more steps
+    slow = take_off_hint(scores(3.6, 3.7), DEFAULT_STEPS, 32, work)
+    assert "+3.50 dB on validation" in slow and "+3.60 dB on held-out" in slow and "has learnt little yet" in slow
+    assert f"--steps {DEFAULT_STEPS + 1000} to continue" in slow and "--per-label" not in slow
     assert take_off_hint(scores(9.0, 8.5), DEFAULT_STEPS, 16, work) is None
 
 
