@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--duets", type=int, default=48,
                         help="held-out duets to score clicks and pointing on (misses come a duet at a time: "
                         "12 duets leave pointing uncertain by about +-15 points)")
+    parser.add_argument("--heldout-backgrounds", metavar="DIR", help="a folder of pictures behind the players of "
+                        "the held-out scenes instead of the held-out wallpaper packages (a workdir keeps its own)")
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2, help="processes for generation, and data loaders in training")
     parser.add_argument("--seed", type=int, default=0)
@@ -112,7 +114,7 @@ def main() -> None:
 
     demo = prepare_demo(args.workdir, args.labels, per_label=args.per_label, heldout_per_label=args.heldout_per_label,
                         duets=args.duets, seed=args.seed, workers=args.workers, verbose=False,
-                        train_seconds=args.train_seconds)
+                        train_seconds=args.train_seconds, heldout_backgrounds=args.heldout_backgrounds)
     run = args.workdir / "runs" / args.name
     if args.continue_from:
         cfg = copy_run(args.workdir / "runs" / args.continue_from, run, args.overrides)

@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"training-pool solo videos per instrument (default: {DEFAULT_PER_LABEL})")
     parser.add_argument("--heldout-per-label", type=int, default=6, help="held-out solo videos per instrument")
     parser.add_argument("--duets", type=int, default=8, help="held-out duets to click on")
+    parser.add_argument("--heldout-backgrounds", metavar="DIR", type=Path,
+                        help="a folder of your own pictures (rooms where your videos are filmed) behind the players "
+                        "of the held-out videos and duets, instead of the held-out wallpaper packages; a workdir "
+                        "keeps the backgrounds it was made with")
     parser.add_argument("--labels", nargs="+", help="instruments (default: a distinct set of 5)")
     parser.add_argument("--pairs", type=int, default=100, help="solo pairs to score, in and out of distribution")
     parser.add_argument("--workers", type=int, default=2, help="processes for generation and preprocessing, and data loaders in training")
@@ -70,6 +74,17 @@ def check_videos_per_label(work: Path, per_label: int) -> None:
         made = "/".join(str(n) for n in sorted(counts))
         raise AvsepError(f"{work} holds a run trained on {made} videos an instrument; for --per-label {per_label} "
                          f"use a new --workdir")
+
+
+def check_backgrounds_folder(folder: Path | None) -> None:
+    """A --heldout-backgrounds folder without pictures is refused before anything is made."""
+    from avsep.synth.backgrounds import folder_files
+
+    if folder is not None:
+        try:
+            folder_files(folder)
+        except ValueError as err:
+            raise AvsepError(f"--heldout-backgrounds {err}") from None
 
 
 def _stage(name: str) -> None:
@@ -164,12 +179,13 @@ def run(args: argparse.Namespace) -> int:
         raise AvsepError(f"--workers {args.workers}: must be 0 or more")
     work: Path = args.workdir
     check_videos_per_label(work, args.per_label)
+    check_backgrounds_folder(args.heldout_backgrounds)
     cfg = Config.preset("small").with_overrides(args.overrides)
     began = time.monotonic()
 
     _stage("1/4 generating and preprocessing demo videos (training pools and held-out pools)")
     demo = prepare_demo(work, args.labels, args.per_label, args.heldout_per_label, args.duets, seed=args.seed,
-                        workers=args.workers)
+                        workers=args.workers, heldout_backgrounds=args.heldout_backgrounds)
 
     _stage(f"2/4 training the `small` model for {args.steps} steps")
     best, trained = train_to(cfg, demo.data, work / "run", args.steps, args.minutes, args.workers,

@@ -6,7 +6,9 @@ In ``workdir``:
   test splits (the validation split is the in-distribution figure);
 * ``heldout_videos/``: solo videos from the *test* pool (photographs, melodies and a soundfont
   never used in training), preprocessed into ``heldout/`` with every video in ``all.csv``;
-* ``duets/``: duets of held-out scenes, with stems and per-frame boxes.
+* ``duets/``: duets of held-out scenes, with stems and per-frame boxes;
+* ``heldout_backgrounds.txt``: what the held-out scenes show behind their players (the held-out
+  wallpaper packages, or a folder of your own pictures).
 
 Every step is skipped when its output exists, so a second run reuses the first one's data.
 """
@@ -21,6 +23,7 @@ from avsep.config import Config
 from avsep.data.preprocess import DEFAULT_MIN_SECONDS, format_summary, preprocess
 from avsep.errors import AvsepError
 from avsep.synth.instruments import DEFAULT_PER_LABEL
+from avsep.utils import atomic_write_text
 
 
 # One clip of the `small` preset, which the demo trains: the shortest training video it can use.
@@ -36,25 +39,32 @@ class DemoData:
 
 def prepare_demo(workdir: str | Path, labels: Sequence[str] | None = None, per_label: int = DEFAULT_PER_LABEL,
                  heldout_per_label: int = 6, duets: int = 12, seconds: float = 8.0, seed: int = 0,
-                 workers: int = 2, verbose: bool = True, train_seconds: float | None = None) -> DemoData:
+                 workers: int = 2, verbose: bool = True, train_seconds: float | None = None,
+                 heldout_backgrounds: str | Path | None = None) -> DemoData:
     """Generate and preprocess the demo data (see the module docstring).
 
     ``seconds`` is the length of the held-out videos and duets; ``train_seconds`` (default: the
     same) that of the training-pool videos, which need only be one clip of the ``small`` preset
     long (1.5 s; 3 s before 2026-12-06): many short videos show the vision network more scenes for the same cost.
+    ``heldout_backgrounds``: a folder of pictures (your own rooms, say) behind the players of the
+    held-out videos and duets, instead of the held-out wallpaper packages. A workdir keeps the
+    backgrounds its held-out scenes were made with, and refuses others.
     """
     from avsep.synth import load_duets, make_duets, make_solo_collection
+    from avsep.synth.backgrounds import use_folder
 
     train_seconds = seconds if train_seconds is None else train_seconds
 
     work = Path(workdir)
     check_heldout_names(work / "heldout_videos")
+    check_heldout_backgrounds(work, heldout_backgrounds)
     make_solo_collection(work / "videos", labels=labels, videos_per_label=per_label, seconds=train_seconds,
                          seed=seed, workers=workers, pool="train")
-    make_solo_collection(work / "heldout_videos", labels=labels, videos_per_label=heldout_per_label, seconds=seconds,
-                         seed=seed + 1, workers=workers, pool="test")
-    make_duets(work / "duets", pairs=None, count=duets, seconds=seconds, seed=seed + 2, pool="test",
-               labels=labels)
+    with use_folder("test", heldout_backgrounds):
+        make_solo_collection(work / "heldout_videos", labels=labels, videos_per_label=heldout_per_label,
+                             seconds=seconds, seed=seed + 1, workers=workers, pool="test")
+        make_duets(work / "duets", pairs=None, count=duets, seconds=seconds, seed=seed + 2, pool="test",
+                   labels=labels)
     summary = preprocess(work / "videos", work / "data", workers=workers, val_frac=0.15, test_frac=0.15,
                          seed=seed, progress=verbose, min_seconds=shortest_training_video(train_seconds))
     if verbose:
@@ -72,6 +82,35 @@ def shortest_training_video(train_seconds: float) -> float | None:
     """Preprocessing's ``min_seconds`` for the training pool: its default (one ``sop`` clip) for
     videos that long, so that earlier workdirs are reused as they are, else one ``small`` clip."""
     return None if train_seconds >= DEFAULT_MIN_SECONDS else SMALL_CLIP_SECONDS
+
+
+def backgrounds_name(folder: str | Path | None) -> str:
+    """How a workdir records the backgrounds of its held-out scenes."""
+    return "the held-out wallpaper packages" if folder is None else str(Path(folder).expanduser().resolve())
+
+
+def check_heldout_backgrounds(work: Path, folder: str | Path | None) -> None:
+    """Refuse to add held-out scenes with other backgrounds than those a workdir's were made with,
+    and record them for a workdir that has none yet. Raises AvsepError for a folder with no
+    picture, before anything is made."""
+    from avsep.synth.backgrounds import folder_files
+
+    if folder is not None:
+        try:
+            folder_files(folder)
+        except ValueError as err:
+            raise AvsepError(f"held-out backgrounds {err}") from None
+    record, asked = work / "heldout_backgrounds.txt", backgrounds_name(folder)
+    made_before = any((work / name).exists() for name in ("heldout_videos", "duets"))
+    # Workdirs made before the record existed used the packages.
+    made_with = record.read_text().strip() if record.is_file() else backgrounds_name(None) if made_before else None
+    if made_with is not None and made_with != asked:
+        raise AvsepError(f"{work}: its held-out scenes were made with {made_with}, not {asked}: use a new "
+                         f"workdir, or delete {work / 'heldout_videos'}, {work / 'heldout'} and {work / 'duets'} "
+                         f"to make them again")
+    if not record.is_file():
+        work.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(record, asked + "\n")
 
 
 def check_heldout_names(folder: Path) -> None:

@@ -104,6 +104,9 @@ def test_quickstart_rejects_bad_arguments(tmp_path):
     assert result.returncode == 2 and "--per-label" in result.stderr and "Traceback" not in result.stderr
     result = avsep("quickstart", "--workdir", str(tmp_path), "--workers", "-1")
     assert result.returncode == 2 and "--workers -1" in result.stderr and "Traceback" not in result.stderr
+    result = avsep("quickstart", "--workdir", str(tmp_path), "--heldout-backgrounds", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"--heldout-backgrounds {tmp_path}: no pictures" in result.stderr
     assert not any(tmp_path.iterdir()), "nothing is generated before the arguments are checked"
 
 

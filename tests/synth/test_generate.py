@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import av
 import numpy as np
@@ -183,3 +184,50 @@ def test_demo_keeps_training_videos_one_small_clip_long(tmp_path):
     assert len(rows) == 6, "3.5 s videos hold one 2.97 s clip of the small preset: none is skipped"
     rate, samples = wav_info(rows[0].audio)
     assert abs(samples / rate - 3.5) < 0.1
+
+
+def test_demo_puts_a_folder_of_pictures_behind_the_held_out_scenes_only_and_keeps_it(tmp_path, monkeypatch):
+    import avsep.synth
+    from PIL import Image
+
+    from avsep.errors import AvsepError
+    from avsep.synth.backgrounds import FOLDER_ENV, background_files, package_files
+    from avsep.synth.demo import prepare_demo
+
+    monkeypatch.delenv(FOLDER_ENV["test"], raising=False)
+    pictures = tmp_path / "rooms"
+    pictures.mkdir()
+    Image.new("RGB", (320, 240), (90, 60, 30)).save(pictures / "kitchen.jpg")
+    seen = {}
+
+    class Generated(Exception):
+        pass
+
+    def solo(out, **kwargs):
+        seen[Path(out).name] = background_files(kwargs["pool"])
+
+    def duets(out, **kwargs):
+        seen["duets"] = background_files(kwargs["pool"])
+        raise Generated   # what comes next (preprocessing) is not this test's
+
+    monkeypatch.setattr(avsep.synth, "make_solo_collection", solo)
+    monkeypatch.setattr(avsep.synth, "make_duets", duets)
+    work = tmp_path / "work"
+    with pytest.raises(Generated):
+        prepare_demo(work, per_label=3, heldout_per_label=2, duets=1, heldout_backgrounds=pictures)
+    assert seen["heldout_videos"] == seen["duets"] == (pictures / "kitchen.jpg",)
+    assert seen["videos"] == package_files("train")   # training keeps its own pool
+    assert background_files("test") == package_files("test")   # and the held-out pool is restored
+    # The workdir keeps its backgrounds: the packages (no folder), or another folder, are refused.
+    (work / "duets").mkdir()
+    for other in (None, tmp_path):
+        with pytest.raises(AvsepError, match=f"held-out scenes were made with {pictures}, not .*: use a new workdir"):
+            prepare_demo(work, per_label=3, heldout_per_label=2, duets=1, heldout_backgrounds=other)
+    # A workdir made before the record existed used the packages; a folder without pictures is refused first.
+    old = tmp_path / "old"
+    (old / "heldout_videos").mkdir(parents=True)
+    with pytest.raises(AvsepError, match="made with the held-out wallpaper packages, not "):
+        prepare_demo(old, per_label=3, heldout_per_label=2, duets=1, heldout_backgrounds=pictures)
+    with pytest.raises(AvsepError, match=f"held-out backgrounds {tmp_path / 'old'}: no pictures"):
+        prepare_demo(tmp_path / "new", per_label=3, heldout_per_label=2, duets=1, heldout_backgrounds=old)
+    assert not (tmp_path / "new").exists()
