@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avsep.cli.quickstart import config_changes, train_to  # noqa: E402
+from avsep.cli.quickstart import check_backgrounds_folder, config_changes, train_to  # noqa: E402
 from avsep.cli.train import RESUMABLE_CHANGES  # noqa: E402
 from avsep.config import MAP_WEIGHTINGS, QUERY_POOLS, Config, RunSettings  # noqa: E402
 from avsep.errors import AvsepError  # noqa: E402
@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--duets", type=int, default=48,
                         help="held-out duets to score clicks and pointing on (misses come a duet at a time: "
                         "12 duets leave pointing uncertain by about +-15 points)")
-    parser.add_argument("--heldout-backgrounds", metavar="DIR", help="a folder of pictures behind the players of "
+    parser.add_argument("--heldout-backgrounds", metavar="DIR", type=Path, help="a folder of pictures behind the players of "
                         "the held-out scenes instead of the held-out wallpaper packages (a workdir keeps its own)")
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2, help="processes for generation, and data loaders in training")
@@ -111,6 +111,7 @@ def main() -> None:
         parser.error("--continue-from needs --steps and a new --name")
     torch.set_num_threads(2)
     cfg = Config.preset("small").with_overrides(args.overrides)  # a bad --set fails before any generation
+    check_backgrounds_folder(args.heldout_backgrounds)
 
     demo = prepare_demo(args.workdir, args.labels, per_label=args.per_label, heldout_per_label=args.heldout_per_label,
                         duets=args.duets, seed=args.seed, workers=args.workers, verbose=False,

@@ -63,7 +63,8 @@ def close_progress_bars() -> None:
 
 
 def fail(line: str, status: int) -> int:
-    close_progress_bars()
+    """Print ``line`` on stderr, on a line of its own, and return the exit ``status``."""
+    close_progress_bars()   # a backstop: the library's bars close themselves on errors
     print(line, file=sys.stderr)
     return status
 

@@ -114,12 +114,11 @@ class Separator:
         window_ids = [clip_frame_ids(c, available, self.cfg) for c in centres]
         step = max(1, round(self.cfg.frame_rate / grid_fps)) if grid_fps > 0 else available
         wanted = sorted(set(i for ids in window_ids for i in ids) | set(range(0, available, step)))
-        bar = tqdm(total=len(starts) + len(wanted), desc="analyze", unit="step", disable=not progress,
-                   dynamic_ncols=True)
-        sound, spec, gains = self._audio_features(mixture, starts, bar)
-        kept, (grids, map_grids), first_size = self._visual_grids(frames, fps, wanted, bar, map_grid == "fine")
+        with tqdm(total=len(starts) + len(wanted), desc="analyze", unit="step", disable=not progress,
+                  dynamic_ncols=True) as bar:   # closed on an error too: no bar redrawn after it
+            sound, spec, gains = self._audio_features(mixture, starts, bar)
+            kept, (grids, map_grids), first_size = self._visual_grids(frames, fps, wanted, bar, map_grid == "fine")
         size = size or first_size
-        bar.close()
         position = {frame: k for k, frame in enumerate(kept)}
         window_frames = [np.array(sorted({position[nearest(i, kept)] for i in ids})) for ids in window_ids]
         return Analysis(self.model, self.cfg, starts, gains, sound, spec, np.array(kept) / self.cfg.frame_rate,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pickle
 import platform
-import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, not a torch file, or holds pickled objects
-        raise AvsepError(f"{path}: not a readable checkpoint ({_load_problem(path, err)})") from None
+        raise AvsepError(f"{path}: not a readable checkpoint: {_load_problem(path, err)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise AvsepError(f"{path}: not an avsep checkpoint (no '{FORMAT}' format tag)")
     return state
@@ -64,16 +64,21 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def _load_problem(path: Path, err: Exception) -> str:
     """Say in a few words why torch could not load ``path`` (its own messages run to paragraphs)."""
+    if isinstance(err, OSError):   # the file itself could not be read
+        return err.strerror or type(err).__name__
+    if path.stat().st_size == 0:
+        return "an empty file, from a copy or save that was cut off?"
     with open(path, "rb") as file:
-        magic = file.read(4)
-    if not magic.startswith((b"PK", b"\x80")):   # neither torch's zip format nor its legacy pickle
+        magic = file.read(2)
+    if magic == b"PK" and zipfile.is_zipfile(path):   # a whole zip archive: is it torch's?
+        with zipfile.ZipFile(path) as archive:
+            if not any(name.endswith("/data.pkl") for name in archive.namelist()):
+                return "a zip archive, not a PyTorch file"
+    elif magic != b"PK" and magic[:1] != b"\x80":   # neither torch's zip format nor its legacy pickle
         return "not a PyTorch file"
     if isinstance(err, pickle.UnpicklingError):
         return "it holds Python objects that weights-only loading refuses; avsep never saves them"
-    if magic.startswith(b"PK"):   # the zip format, cut short or damaged in transfer
-        return "a PyTorch file that is truncated or damaged"
-    first = re.split(r"(?<=\.)\s", str(err).strip(), maxsplit=1)[0][:160]
-    return f"{type(err).__name__}: {first}"
+    return "a PyTorch file that is truncated or damaged"
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):

@@ -7,13 +7,14 @@ In ``workdir``:
 * ``heldout_videos/``: solo videos from the *test* pool (photographs, melodies and a soundfont
   never used in training), preprocessed into ``heldout/`` with every video in ``all.csv``;
 * ``duets/``: duets of held-out scenes, with stems and per-frame boxes;
-* ``heldout_backgrounds.txt``: what the held-out scenes show behind their players (the held-out
-  wallpaper packages, or a folder of your own pictures).
+* ``heldout_backgrounds.txt``: what the held-out scenes show behind their players (``packages``:
+  the held-out wallpaper packages, or the path of a folder of your own pictures).
 
 Every step is skipped when its output exists, so a second run reuses the first one's data.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,14 @@ from typing import Sequence
 from avsep.config import Config
 from avsep.data.preprocess import DEFAULT_MIN_SECONDS, format_summary, preprocess
 from avsep.errors import AvsepError
+from avsep.synth.backgrounds import FOLDER_ENV, folder_files, use_folder
 from avsep.synth.instruments import DEFAULT_PER_LABEL
 from avsep.utils import atomic_write_text
 
 
+# WORKDIR/heldout_backgrounds.txt: "packages", or the folder of pictures behind the held-out scenes.
+BACKGROUNDS_RECORD = "heldout_backgrounds.txt"
+PACKAGES = "packages"
 # One clip of the `small` preset, which the demo trains: the shortest training video it can use.
 SMALL_CLIP_SECONDS = Config.preset("small").audio_len / Config.preset("small").sample_rate
 
@@ -51,7 +56,6 @@ def prepare_demo(workdir: str | Path, labels: Sequence[str] | None = None, per_l
     backgrounds its held-out scenes were made with, and refuses others.
     """
     from avsep.synth import load_duets, make_duets, make_solo_collection
-    from avsep.synth.backgrounds import use_folder
 
     train_seconds = seconds if train_seconds is None else train_seconds
 
@@ -60,6 +64,7 @@ def prepare_demo(workdir: str | Path, labels: Sequence[str] | None = None, per_l
     check_heldout_backgrounds(work, heldout_backgrounds)
     make_solo_collection(work / "videos", labels=labels, videos_per_label=per_label, seconds=train_seconds,
                          seed=seed, workers=workers, pool="train")
+    atomic_write_text(work / BACKGROUNDS_RECORD, heldout_backgrounds_choice(heldout_backgrounds) + "\n")
     with use_folder("test", heldout_backgrounds):
         make_solo_collection(work / "heldout_videos", labels=labels, videos_per_label=heldout_per_label,
                              seconds=seconds, seed=seed + 1, workers=workers, pool="test")
@@ -84,33 +89,40 @@ def shortest_training_video(train_seconds: float) -> float | None:
     return None if train_seconds >= DEFAULT_MIN_SECONDS else SMALL_CLIP_SECONDS
 
 
-def backgrounds_name(folder: str | Path | None) -> str:
-    """How a workdir records the backgrounds of its held-out scenes."""
-    return "the held-out wallpaper packages" if folder is None else str(Path(folder).expanduser().resolve())
+def heldout_backgrounds_choice(folder: str | Path | None) -> str:
+    """What a workdir records of the held-out scenes' backgrounds: the folder's absolute path (the
+    ``AVSEP_TEST_BACKGROUNDS`` folder when none is given and that is set), else ``"packages"``."""
+    folder = folder if folder is not None else os.environ.get(FOLDER_ENV["test"]) or None
+    return PACKAGES if folder is None else str(Path(folder).expanduser().resolve())
 
 
-def check_heldout_backgrounds(work: Path, folder: str | Path | None) -> None:
-    """Refuse to add held-out scenes with other backgrounds than those a workdir's were made with,
-    and record them for a workdir that has none yet. Raises AvsepError for a folder with no
-    picture, before anything is made."""
-    from avsep.synth.backgrounds import folder_files
+def recorded_heldout_backgrounds(work: Path) -> str | None:
+    """The backgrounds a workdir's held-out scenes were made with; None when it has none (not made
+    yet, or deleted to be made again)."""
+    if not any((work / name).exists() for name in ("heldout_videos", "duets")):
+        return None
+    record = work / BACKGROUNDS_RECORD
+    return record.read_text().strip() if record.is_file() else PACKAGES   # made before the record existed
 
+
+def check_heldout_backgrounds(workdir: str | Path, folder: str | Path | None) -> None:
+    """Raise AvsepError, before anything is made, for a folder without pictures, or for other
+    backgrounds than those the workdir's held-out scenes were made with."""
+    work = Path(workdir)
     if folder is not None:
         try:
             folder_files(folder)
         except ValueError as err:
-            raise AvsepError(f"held-out backgrounds {err}") from None
-    record, asked = work / "heldout_backgrounds.txt", backgrounds_name(folder)
-    made_before = any((work / name).exists() for name in ("heldout_videos", "duets"))
-    # Workdirs made before the record existed used the packages.
-    made_with = record.read_text().strip() if record.is_file() else backgrounds_name(None) if made_before else None
+            raise AvsepError(str(err)) from None
+    made_with, asked = recorded_heldout_backgrounds(work), heldout_backgrounds_choice(folder)
     if made_with is not None and made_with != asked:
-        raise AvsepError(f"{work}: its held-out scenes were made with {made_with}, not {asked}: use a new "
-                         f"workdir, or delete {work / 'heldout_videos'}, {work / 'heldout'} and {work / 'duets'} "
-                         f"to make them again")
-    if not record.is_file():
-        work.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(record, asked + "\n")
+        raise AvsepError(f"{work}: its held-out scenes were made with {_described(made_with)}, not "
+                         f"{_described(asked)}: use a new workdir, or delete {work / 'heldout_videos'}, "
+                         f"{work / 'heldout'} and {work / 'duets'} to make them again")
+
+
+def _described(choice: str) -> str:
+    return "the held-out wallpaper packages" if choice == PACKAGES else choice
 
 
 def check_heldout_names(folder: Path) -> None:

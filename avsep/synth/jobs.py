@@ -57,17 +57,17 @@ def run_jobs(fn: Callable[..., Any], jobs: list[dict[str, Any]], workers: int = 
              progress: bool = True) -> list[Any]:
     """``[fn(**job) for job in jobs]``, in ``workers`` processes when more than one."""
     results = []
-    bar = tqdm(total=len(jobs), desc=desc, unit="file", disable=not progress or not jobs)
-    if workers > 1 and len(jobs) > 1:
-        # spawn, not fork: the caller may hold torch/OpenMP threads that do not survive a fork.
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_quiet_worker) as pool:
-            for result in pool.map(_call, [(fn, j) for j in jobs]):
-                results.append(result)
+    # A `with` block closes the bar on an error too, so that the error is not printed on its line.
+    with tqdm(total=len(jobs), desc=desc, unit="file", disable=not progress or not jobs) as bar:
+        if workers > 1 and len(jobs) > 1:
+            # spawn, not fork: the caller may hold torch/OpenMP threads that do not survive a fork.
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_quiet_worker) as pool:
+                for result in pool.map(_call, [(fn, j) for j in jobs]):
+                    results.append(result)
+                    bar.update()
+        else:
+            for job in jobs:
+                results.append(fn(**job))
                 bar.update()
-    else:
-        for job in jobs:
-            results.append(fn(**job))
-            bar.update()
-    bar.close()
     return results

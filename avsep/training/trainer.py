@@ -280,9 +280,19 @@ class Trainer:
         run_log = RunLog(self.run_dir, state.step) if main else None
         # The time bound counts training time, as state.seconds does (validation and checkpoints
         # excluded), so a resumed or repeated run sees the same clock.
-        start_seconds = state.seconds
-        deadline = start_seconds + settings.max_minutes * 60 if settings.max_minutes else math.inf
+        deadline = state.seconds + settings.max_minutes * 60 if settings.max_minutes else math.inf
         bar = ProgressBar(end_step, state.step, settings.max_minutes, settings.progress and main)
+        try:
+            self._train_steps(end_step, deadline, run_log, bar)
+        finally:  # on an error too, so that the error is not printed on the bar's line
+            bar.close()
+        return state
+
+    def _train_steps(self, end_step: int, deadline: float, run_log: RunLog | None, bar: ProgressBar) -> None:
+        """The loop of :meth:`fit`: train, log, validate and save until ``end_step`` or ``deadline``
+        (seconds of training, as ``state.seconds`` counts them)."""
+        cfg, state, settings = self.cfg, self.state, self.settings
+        main, start_seconds = self.dist.is_main, state.seconds
         last_save, done = time.monotonic(), state.step >= end_step
         self.model.train()
         while not done:
@@ -321,8 +331,6 @@ class Trainer:
                 tick = time.monotonic()  # validation and checkpointing are not training time
                 if done:
                     break
-        bar.close()
-        return state
 
     def _open_sparsity_gate(self, val_sdr: float) -> None:
         """Start the per-pixel sparsity from the next step once a validation reaches the gate.

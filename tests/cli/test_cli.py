@@ -94,8 +94,14 @@ def test_the_quickstart_hint_names_what_to_do_with_a_run_that_has_not_taken_off_
     assert f"--steps {DEFAULT_STEPS}" in short and "--per-label" not in short
     # learning slowly rather than memorising (held-out about as good as validation): more steps
     slow = take_off_hint(scores(3.6, 3.7), DEFAULT_STEPS, 32, work)
-    assert "+3.50 dB on validation" in slow and "+3.60 dB on held-out" in slow and "has learnt little yet" in slow
+    assert "+3.50 dB on validation" in slow and "+3.60 dB on held-out" in slow and "has learnt little" in slow
     assert f"--steps {DEFAULT_STEPS + 1000} to continue" in slow and "--per-label" not in slow
+    # the rule's edge: held-out 2 dB under validation is still slow learning, more is memorising
+    assert f"--steps {DEFAULT_STEPS + 1000}" in take_off_hint(scores(7.6, 5.7), DEFAULT_STEPS, 32, work)
+    assert "--per-label 64" in take_off_hint(scores(7.6, 5.5), DEFAULT_STEPS, 32, work)
+    # once continued by 1,000 steps, no further steps are promised
+    later = take_off_hint(scores(4.2, 5.3), DEFAULT_STEPS + 1000, 32, work)
+    assert "known limit" in later and "--steps" not in later
     assert take_off_hint(scores(9.0, 8.5), DEFAULT_STEPS, 16, work) is None
 
 
@@ -161,7 +167,7 @@ def test_bad_numbers_and_paths_are_one_line_before_any_work(tmp_path, monkeypatc
     argv = [str(existing) if a == "FILE" else a for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    errors = re.findall(r"avsep: error: [^\r\n]*", err)  # a progress bar may share its line
+    errors = re.findall(r"avsep: error: [^\r\n]*", err)
     assert errors == [f"avsep: error: {message.replace('FILE', str(existing))}"] and "Traceback" not in err
     assert not (tmp_path / "o").exists()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import av
@@ -186,11 +187,10 @@ def test_demo_keeps_training_videos_one_small_clip_long(tmp_path):
     assert abs(samples / rate - 3.5) < 0.1
 
 
-def test_demo_puts_a_folder_of_pictures_behind_the_held_out_scenes_only_and_keeps_it(tmp_path, monkeypatch):
+def test_demo_puts_a_folder_of_pictures_behind_the_held_out_scenes_only(tmp_path, monkeypatch):
     import avsep.synth
     from PIL import Image
 
-    from avsep.errors import AvsepError
     from avsep.synth.backgrounds import FOLDER_ENV, background_files, package_files
     from avsep.synth.demo import prepare_demo
 
@@ -218,16 +218,43 @@ def test_demo_puts_a_folder_of_pictures_behind_the_held_out_scenes_only_and_keep
     assert seen["heldout_videos"] == seen["duets"] == (pictures / "kitchen.jpg",)
     assert seen["videos"] == package_files("train")   # training keeps its own pool
     assert background_files("test") == package_files("test")   # and the held-out pool is restored
-    # The workdir keeps its backgrounds: the packages (no folder), or another folder, are refused.
+    assert (work / "heldout_backgrounds.txt").read_text() == f"{pictures.resolve()}\n"
+
+
+def test_a_demo_workdir_keeps_the_backgrounds_of_its_held_out_scenes(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from avsep.errors import AvsepError
+    from avsep.synth.backgrounds import FOLDER_ENV
+    from avsep.synth.demo import check_heldout_backgrounds as check
+    from avsep.synth.demo import heldout_backgrounds_choice
+
+    monkeypatch.delenv(FOLDER_ENV["test"], raising=False)
+    pictures, other = tmp_path / "rooms", tmp_path / "stages"
+    for folder in (pictures, other):
+        folder.mkdir()
+        Image.new("RGB", (32, 32)).save(folder / "a.png")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "heldout_backgrounds.txt").write_text(f"{heldout_backgrounds_choice(pictures)}\n")
+    check(work, None)   # recorded but nothing made (an interrupted first run): any choice goes
     (work / "duets").mkdir()
-    for other in (None, tmp_path):
-        with pytest.raises(AvsepError, match=f"held-out scenes were made with {pictures}, not .*: use a new workdir"):
-            prepare_demo(work, per_label=3, heldout_per_label=2, duets=1, heldout_backgrounds=other)
-    # A workdir made before the record existed used the packages; a folder without pictures is refused first.
+    monkeypatch.chdir(tmp_path)
+    check(work, "rooms/")   # the same folder, spelled otherwise
+    made_with = re.escape(str(pictures.resolve()))
+    with pytest.raises(AvsepError, match=f"made with {made_with}, not the held-out wallpaper packages: use a new"):
+        check(work, None)
+    with pytest.raises(AvsepError, match=f"made with {made_with}, not {re.escape(str(other.resolve()))}: use"):
+        check(work, other)
+    monkeypatch.setenv(FOLDER_ENV["test"], str(pictures))   # the environment's folder is the default
+    check(work, None)
+    monkeypatch.delenv(FOLDER_ENV["test"])
+    (work / "duets").rmdir()   # deleted, as the error says, to be made again
+    check(work, other)
+    # A workdir made before the record existed used the packages; a folder without pictures is refused.
     old = tmp_path / "old"
     (old / "heldout_videos").mkdir(parents=True)
     with pytest.raises(AvsepError, match="made with the held-out wallpaper packages, not "):
-        prepare_demo(old, per_label=3, heldout_per_label=2, duets=1, heldout_backgrounds=pictures)
-    with pytest.raises(AvsepError, match=f"held-out backgrounds {tmp_path / 'old'}: no pictures"):
-        prepare_demo(tmp_path / "new", per_label=3, heldout_per_label=2, duets=1, heldout_backgrounds=old)
-    assert not (tmp_path / "new").exists()
+        check(old, pictures)
+    with pytest.raises(AvsepError, match=f"^{re.escape(str(old))}: no pictures"):
+        check(tmp_path / "new", old)
