@@ -64,21 +64,30 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def _load_problem(path: Path, err: Exception) -> str:
     """Say in a few words why torch could not load ``path`` (its own messages run to paragraphs)."""
-    if isinstance(err, OSError):   # the file itself could not be read
-        return err.strerror or type(err).__name__
-    if path.stat().st_size == 0:
+    try:
+        with open(path, "rb") as file:
+            magic = file.read(2)
+    except OSError as unreadable:   # the file itself cannot be read
+        return unreadable.strerror or type(unreadable).__name__
+    if not magic:
         return "an empty file, from a copy or save that was cut off?"
-    with open(path, "rb") as file:
-        magic = file.read(2)
-    if magic == b"PK" and zipfile.is_zipfile(path):   # a whole zip archive: is it torch's?
-        with zipfile.ZipFile(path) as archive:
-            if not any(name.endswith("/data.pkl") for name in archive.namelist()):
-                return "a zip archive, not a PyTorch file"
-    elif magic != b"PK" and magic[:1] != b"\x80":   # neither torch's zip format nor its legacy pickle
+    if magic[:1] == b"\x80":   # torch's format before 1.6: a cut file can even look like one with objects
+        return "a PyTorch file in the format before torch 1.6, which avsep never writes, and torch cannot read it"
+    if magic != b"PK":
         return "not a PyTorch file"
-    if isinstance(err, pickle.UnpicklingError):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile:   # its list of files is cut off or damaged
+        return "a PyTorch file that is truncated or damaged"
+    if not any(name.endswith("/data.pkl") for name in names):
+        return "a zip archive, not a PyTorch file"
+    if "Unsupported global" in str(err):
         return "it holds Python objects that weights-only loading refuses; avsep never saves them"
-    return "a PyTorch file that is truncated or damaged"
+    if isinstance(err, (RuntimeError, EOFError, OSError, pickle.UnpicklingError)):   # OSError: a seek past the end
+        return "a PyTorch file that is truncated or damaged"
+    first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):

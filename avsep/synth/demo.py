@@ -109,19 +109,24 @@ def check_heldout_backgrounds(workdir: str | Path, folder: str | Path | None) ->
     """Raise AvsepError, before anything is made, for a folder without pictures, or for other
     backgrounds than those the workdir's held-out scenes were made with."""
     work = Path(workdir)
-    if folder is not None:
+    made_with, asked = recorded_heldout_backgrounds(work), heldout_backgrounds_choice(folder)
+    if asked != PACKAGES:   # the folder given, or the environment's
         try:
-            folder_files(folder)
+            folder_files(asked)
         except ValueError as err:
             raise AvsepError(str(err)) from None
-    made_with, asked = recorded_heldout_backgrounds(work), heldout_backgrounds_choice(folder)
     if made_with is not None and made_with != asked:
-        raise AvsepError(f"{work}: its held-out scenes were made with {_described(made_with)}, not "
+        # Workdirs older than the record are taken to show the packages: say how to correct that.
+        older = "" if (work / BACKGROUNDS_RECORD).is_file() else (
+            f" (as far as avsep knows: if they were made with AVSEP_TEST_BACKGROUNDS, write that folder's path "
+            f"into {work / BACKGROUNDS_RECORD})")
+        raise AvsepError(f"{work}: its held-out scenes were made with {_described(made_with)}{older}, not "
                          f"{_described(asked)}: use a new workdir, or delete {work / 'heldout_videos'}, "
                          f"{work / 'heldout'} and {work / 'duets'} to make them again")
 
 
 def _described(choice: str) -> str:
+    """A recorded choice in words."""
     return "the held-out wallpaper packages" if choice == PACKAGES else choice
 
 

@@ -45,9 +45,14 @@ def test_bad_checkpoints_get_one_line_errors(tmp_path):
     (tmp_path / "cut.pt").write_bytes((tmp_path / "whole.pt").read_bytes()[:600])
     (tmp_path / "legacy_cut.pt").write_bytes((tmp_path / "legacy.pt").read_bytes()[:100])
     (tmp_path / "empty.pt").write_bytes(b"")
+    damaged = bytearray((tmp_path / "whole.pt").read_bytes())
+    damaged[damaged.rfind(b"PK\x01\x02")] = 0   # a byte of the zip's list of files
+    (tmp_path / "damaged.pt").write_bytes(bytes(damaged))
     problems = {"junk.pt": "not a PyTorch file", "arrays.npz": "a zip archive, not a PyTorch file",
                 "cut.pt": "a PyTorch file that is truncated or damaged",
-                "legacy_cut.pt": "a PyTorch file that is truncated or damaged",
+                "damaged.pt": "a PyTorch file that is truncated or damaged",
+                "legacy_cut.pt": "a PyTorch file in the format before torch 1.6, which avsep never writes, and "
+                                 "torch cannot read it",
                 "empty.pt": "an empty file, from a copy or save that was cut off?",
                 "pickled.pt": "it holds Python objects that weights-only loading refuses; avsep never saves them"}
     for name, problem in problems.items():

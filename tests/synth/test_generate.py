@@ -219,6 +219,10 @@ def test_demo_puts_a_folder_of_pictures_behind_the_held_out_scenes_only(tmp_path
     assert seen["videos"] == package_files("train")   # training keeps its own pool
     assert background_files("test") == package_files("test")   # and the held-out pool is restored
     assert (work / "heldout_backgrounds.txt").read_text() == f"{pictures.resolve()}\n"
+    with pytest.raises(Generated):   # no folder: the packages, recorded as such
+        prepare_demo(tmp_path / "plain", per_label=3, heldout_per_label=2, duets=1)
+    assert seen["duets"] == package_files("test")
+    assert (tmp_path / "plain" / "heldout_backgrounds.txt").read_text() == "packages\n"
 
 
 def test_a_demo_workdir_keeps_the_backgrounds_of_its_held_out_scenes(tmp_path, monkeypatch):
@@ -254,7 +258,28 @@ def test_a_demo_workdir_keeps_the_backgrounds_of_its_held_out_scenes(tmp_path, m
     # A workdir made before the record existed used the packages; a folder without pictures is refused.
     old = tmp_path / "old"
     (old / "heldout_videos").mkdir(parents=True)
-    with pytest.raises(AvsepError, match="made with the held-out wallpaper packages, not "):
+    with pytest.raises(AvsepError, match="made with the held-out wallpaper packages \\(as far as avsep knows: if "
+                                         "they were made with AVSEP_TEST_BACKGROUNDS, write that folder's path"):
         check(old, pictures)
     with pytest.raises(AvsepError, match=f"^{re.escape(str(old))}: no pictures"):
         check(tmp_path / "new", old)
+    monkeypatch.setenv(FOLDER_ENV["test"], str(old))   # the environment's folder is checked as a given one
+    with pytest.raises(AvsepError, match=f"^{re.escape(str(old.resolve()))}: no pictures"):
+        check(tmp_path / "new", None)
+
+
+def _fail_on_second(index: int) -> int:
+    if index == 1:
+        raise ValueError("a broken job")
+    return index
+
+
+def test_a_job_that_fails_closes_the_progress_bar():
+    from tqdm import tqdm
+
+    from avsep.synth.jobs import run_jobs
+
+    with pytest.raises(ValueError, match="a broken job") as error:
+        run_jobs(_fail_on_second, [{"index": i} for i in range(3)], workers=1, desc="jobs")
+    # While the error is handled its traceback keeps the bar alive: it must be closed already.
+    assert error.tb is not None and not list(tqdm._instances)

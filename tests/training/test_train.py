@@ -318,3 +318,21 @@ def test_sparsity_weight_with_and_without_a_gate_and_its_configuration():
         CFG.replace(pixel_sparsity=1.0, sparsity_gate_db=-1.0)
     with pytest.raises(AvsepError, match="sparsity_gate_db gates pixel_sparsity"):
         CFG.replace(pixel_sparsity=0.0, sparsity_gate_db=5.0)
+
+
+def test_the_progress_bar_closes_when_a_step_fails(tiny_dataset, tmp_path, monkeypatch):
+    # An open bar is redrawn after the error that stopped it: the error would share its line.
+    from tqdm import tqdm
+
+    import avsep.training.trainer as trainer_module
+
+    def failing_step(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    trainer = Trainer(CFG, tiny_dataset / "train.csv", tiny_dataset / "val.csv", tmp_path / "run",
+                      RunSettings(workers=0, progress=True))
+    monkeypatch.setattr(trainer_module, "optimizer_step", failing_step)
+    with pytest.raises(RuntimeError, match="out of memory") as error:
+        trainer.fit()
+    # While the error is handled its traceback keeps the bar alive: it must be closed already.
+    assert error.tb is not None and not list(tqdm._instances)
