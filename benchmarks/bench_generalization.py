@@ -29,13 +29,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avsep.cli.quickstart import check_backgrounds_folder, config_changes, train_to  # noqa: E402
+from avsep.cli.quickstart import config_changes, train_to  # noqa: E402
 from avsep.cli.train import RESUMABLE_CHANGES  # noqa: E402
 from avsep.config import MAP_WEIGHTINGS, QUERY_POOLS, Config, RunSettings  # noqa: E402
 from avsep.errors import AvsepError  # noqa: E402
 from avsep.evaluation.heldout import format_report, generalization_report  # noqa: E402
 from avsep.evaluation.tables import json_safe  # noqa: E402
-from avsep.synth.demo import prepare_demo  # noqa: E402
+from avsep.synth.demo import check_heldout_backgrounds, prepare_demo  # noqa: E402
 from avsep.synth.instruments import DEFAULT_PER_LABEL  # noqa: E402
 from avsep.training.engine import PRECISION_CHOICES  # noqa: E402
 from avsep.training.trainer import Trainer  # noqa: E402
@@ -111,7 +111,7 @@ def main() -> None:
         parser.error("--continue-from needs --steps and a new --name")
     torch.set_num_threads(2)
     cfg = Config.preset("small").with_overrides(args.overrides)  # a bad --set fails before any generation
-    check_backgrounds_folder(args.heldout_backgrounds)
+    check_heldout_backgrounds(args.workdir, args.heldout_backgrounds, "--heldout-backgrounds")
 
     demo = prepare_demo(args.workdir, args.labels, per_label=args.per_label, heldout_per_label=args.heldout_per_label,
                         duets=args.duets, seed=args.seed, workers=args.workers, verbose=False,

@@ -115,13 +115,10 @@ def _common(args: argparse.Namespace) -> dict:
 
 def _backgrounds(args: argparse.Namespace, pool: str):
     """The pool's backgrounds from ``--backgrounds`` for the run (a context manager)."""
-    from avsep.synth.backgrounds import folder_files, use_folder
+    from avsep.synth.backgrounds import check_folder, use_folder
 
     if args.backgrounds is not None:
-        try:
-            folder_files(args.backgrounds)
-        except ValueError as err:
-            raise AvsepError(f"--backgrounds {err}") from None
+        check_folder(args.backgrounds, "--backgrounds")
     return use_folder(pool, args.backgrounds)
 
 

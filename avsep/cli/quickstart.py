@@ -76,17 +76,6 @@ def check_videos_per_label(work: Path, per_label: int) -> None:
                          f"use a new --workdir")
 
 
-def check_backgrounds_folder(folder: Path | None) -> None:
-    """A --heldout-backgrounds folder without pictures is refused before anything is made."""
-    from avsep.synth.backgrounds import folder_files
-
-    if folder is not None:
-        try:
-            folder_files(folder)
-        except ValueError as err:
-            raise AvsepError(f"--heldout-backgrounds {err}") from None
-
-
 def _stage(name: str) -> None:
     print(f"\n== {name}", flush=True)
 
@@ -179,8 +168,7 @@ def run(args: argparse.Namespace) -> int:
         raise AvsepError(f"--workers {args.workers}: must be 0 or more")
     work: Path = args.workdir
     check_videos_per_label(work, args.per_label)
-    check_backgrounds_folder(args.heldout_backgrounds)
-    check_heldout_backgrounds(work, args.heldout_backgrounds)
+    check_heldout_backgrounds(work, args.heldout_backgrounds, "--heldout-backgrounds")
     cfg = Config.preset("small").with_overrides(args.overrides)
     began = time.monotonic()
 

@@ -86,8 +86,8 @@ def _load_problem(path: Path, err: Exception) -> str:
         return "it holds Python objects that weights-only loading refuses; avsep never saves them"
     if isinstance(err, (RuntimeError, EOFError, OSError, pickle.UnpicklingError)):   # OSError: a seek past the end
         return "a PyTorch file that is truncated or damaged"
-    first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
-    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:160]}" if text else type(err).__name__
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):

@@ -26,6 +26,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from avsep.errors import AvsepError
 from avsep.synth.logs import warn_once
 from avsep.synth.rooms import draw_room
 from avsep.synth.seeds import check_pool
@@ -100,6 +101,15 @@ def folder_files(folder: str | os.PathLike) -> tuple[Path, ...]:
     if not found:
         raise ValueError(f"{folder}: no pictures ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
     return found
+
+
+def check_folder(folder: str | os.PathLike, option: str | None = None) -> None:
+    """Raise AvsepError, prefixed with ``option`` (the argument that gave the folder) when given,
+    when ``folder`` is not a folder holding pictures."""
+    try:
+        folder_files(folder)
+    except ValueError as err:
+        raise AvsepError(f"{option} {err}" if option else str(err)) from None
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from typing import Sequence
 from avsep.config import Config
 from avsep.data.preprocess import DEFAULT_MIN_SECONDS, format_summary, preprocess
 from avsep.errors import AvsepError
-from avsep.synth.backgrounds import FOLDER_ENV, folder_files, use_folder
+from avsep.synth.backgrounds import FOLDER_ENV, check_folder, use_folder
 from avsep.synth.instruments import DEFAULT_PER_LABEL
 from avsep.utils import atomic_write_text
 
@@ -105,16 +105,16 @@ def recorded_heldout_backgrounds(work: Path) -> str | None:
     return record.read_text().strip() if record.is_file() else PACKAGES   # made before the record existed
 
 
-def check_heldout_backgrounds(workdir: str | Path, folder: str | Path | None) -> None:
-    """Raise AvsepError, before anything is made, for a folder without pictures, or for other
-    backgrounds than those the workdir's held-out scenes were made with."""
+def check_heldout_backgrounds(workdir: str | Path, folder: str | Path | None, option: str | None = None) -> None:
+    """Raise AvsepError, before anything is made, for a folder without pictures (naming ``option``,
+    the argument that gave ``folder``, when given), or for other backgrounds than those the
+    workdir's held-out scenes were made with."""
     work = Path(workdir)
     made_with, asked = recorded_heldout_backgrounds(work), heldout_backgrounds_choice(folder)
-    if asked != PACKAGES:   # the folder given, or the environment's
-        try:
-            folder_files(asked)
-        except ValueError as err:
-            raise AvsepError(str(err)) from None
+    if folder is not None:
+        check_folder(folder, option)
+    elif asked != PACKAGES:   # the environment's folder
+        check_folder(asked)
     if made_with is not None and made_with != asked:
         # Workdirs older than the record are taken to show the packages: say how to correct that.
         older = "" if (work / BACKGROUNDS_RECORD).is_file() else (
