@@ -110,26 +110,34 @@ def score_loader(model, loader, cfg: Config, device: torch.device | str = "cpu",
     (for the HTML report).
     """
     tally, items = Tally(), []
-    for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress, dynamic_ncols=True):
-        out = separate_batch(model, batch, cfg, device, oracle)
-        for b in range(batch["mix"].shape[0]):
-            sources, mix = batch["sources"][b].numpy(), batch["mix"][b].numpy()
-            if silent_references(sources, mix).any():
-                tally.skipped["a source is silent in its window"] += 1
-                continue
-            estimates = {"model": out["est"][b].numpy()}
-            if "est_binary" in out:
-                estimates["model_binary"] = out["est_binary"][b].numpy()
-            if oracle:
-                estimates[f"oracle_{oracle}"] = out["oracle"][b].numpy()
-            scores = score_mixture(sources, estimates, mix)
-            tally.add(scores, batch["label_names"][b] if "label_names" in batch else None)
-            if len(items) < keep:
-                items.append(_report_item(batch, out, b, scores, cfg))
+    # A bar left open is redrawn after the error that stopped it, on the error's line: close it.
+    with tqdm(loader, desc="evaluate", unit="batch", disable=not progress, dynamic_ncols=True) as batches:
+        for batch in batches:
+            _score_batch(model, batch, cfg, device, oracle, tally, items, keep)
     summary = tally.summary()
     if keep:
         summary["items"] = items
     return summary
+
+
+def _score_batch(model, batch: dict, cfg: Config, device: torch.device | str, oracle: str | None,
+                 tally: Tally, items: list, keep: int) -> None:
+    """Separate one batch and add its scores to ``tally`` (its first ``keep`` items to ``items``)."""
+    out = separate_batch(model, batch, cfg, device, oracle)
+    for b in range(batch["mix"].shape[0]):
+        sources, mix = batch["sources"][b].numpy(), batch["mix"][b].numpy()
+        if silent_references(sources, mix).any():
+            tally.skipped["a source is silent in its window"] += 1
+            continue
+        estimates = {"model": out["est"][b].numpy()}
+        if "est_binary" in out:
+            estimates["model_binary"] = out["est_binary"][b].numpy()
+        if oracle:
+            estimates[f"oracle_{oracle}"] = out["oracle"][b].numpy()
+        scores = score_mixture(sources, estimates, mix)
+        tally.add(scores, batch["label_names"][b] if "label_names" in batch else None)
+        if len(items) < keep:
+            items.append(_report_item(batch, out, b, scores, cfg))
 
 
 def _report_item(batch: dict, out: dict, b: int, scores: dict, cfg: Config) -> dict:

@@ -88,6 +88,22 @@ def test_training_videos_in_the_test_set_warn_and_strict_fails(tiny_dataset, unt
                     strict=True)["train_overlap"] == 0
 
 
+def test_the_progress_bar_closes_when_a_batch_fails(tiny_dataset, untrained_checkpoint, monkeypatch):
+    # An open bar is redrawn after the error that stopped it: the error would share its line.
+    from tqdm import tqdm
+
+    import avsep.evaluation.evaluate as evaluate_module
+
+    def failing_separation(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(evaluate_module, "separate_batch", failing_separation)
+    with pytest.raises(RuntimeError, match="out of memory") as error:
+        evaluate(untrained_checkpoint, tiny_dataset / "test.csv", pairs=3, progress=True)
+    # While the error is handled its traceback keeps the bar alive: it must be closed already.
+    assert error.tb is not None and not list(tqdm._instances)
+
+
 def test_a_silent_model_scores_the_floor(tiny_dataset, tmp_path):
     model = SoundOfPixels(CFG)
     with torch.no_grad():
