@@ -110,7 +110,8 @@ def score_loader(model, loader, cfg: Config, device: torch.device | str = "cpu",
     (for the HTML report).
     """
     tally, items = Tally(), []
-    # A bar left open is redrawn after the error that stopped it, on the error's line: close it.
+    # A bar left open is redrawn after the error that stopped it, on the error's line: close it
+    # here rather than count on the loop's iterator dying with the frame.
     with tqdm(loader, desc="evaluate", unit="batch", disable=not progress, dynamic_ncols=True) as batches:
         for batch in batches:
             _score_batch(model, batch, cfg, device, oracle, tally, items, keep)
@@ -121,7 +122,7 @@ def score_loader(model, loader, cfg: Config, device: torch.device | str = "cpu",
 
 
 def _score_batch(model, batch: dict, cfg: Config, device: torch.device | str, oracle: str | None,
-                 tally: Tally, items: list, keep: int) -> None:
+                 tally: Tally, items: list[dict], keep: int) -> None:
     """Separate one batch and add its scores to ``tally`` (its first ``keep`` items to ``items``)."""
     out = separate_batch(model, batch, cfg, device, oracle)
     for b in range(batch["mix"].shape[0]):

@@ -98,10 +98,13 @@ def test_the_progress_bar_closes_when_a_batch_fails(tiny_dataset, untrained_chec
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(evaluate_module, "separate_batch", failing_separation)
+    bars_before = set(tqdm._instances)
     with pytest.raises(RuntimeError, match="out of memory") as error:
         evaluate(untrained_checkpoint, tiny_dataset / "test.csv", pairs=3, progress=True)
-    # While the error is handled its traceback keeps the bar alive: it must be closed already.
-    assert error.tb is not None and not list(tqdm._instances)
+    # While the error is handled its traceback keeps the frames alive, and a bar held in one of
+    # their names with them: it must be closed already. (A bar that is iterated closes itself
+    # when its iterator is dropped; one updated by hand, as the trainer's, does not: this fails.)
+    assert error.tb is not None and set(tqdm._instances) <= bars_before
 
 
 def test_a_silent_model_scores_the_floor(tiny_dataset, tmp_path):
