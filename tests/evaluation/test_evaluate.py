@@ -103,7 +103,8 @@ def test_the_progress_bar_closes_when_a_batch_fails(tiny_dataset, untrained_chec
         evaluate(untrained_checkpoint, tiny_dataset / "test.csv", pairs=3, progress=True)
     # While the error is handled its traceback keeps the frames alive, and a bar held in one of
     # their names with them: it must be closed already. (A bar that is iterated closes itself
-    # when its iterator is dropped; one updated by hand, as the trainer's, does not: this fails.)
+    # when its iterator is dropped; one updated by hand, as the trainer's is, stays open, and
+    # then this assertion fails.)
     assert error.tb is not None and set(tqdm._instances) <= bars_before
 
 
