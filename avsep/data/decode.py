@@ -79,15 +79,39 @@ def _resized_size(width: int, height: int, short_side: Optional[int]) -> Tuple[i
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _to_image(frame: Any, short_side: Optional[int]) -> Image.Image:
-    """Convert a decoded frame to an RGB image whose shorter side is ``short_side``."""
-    width, height = _resized_size(frame.width, frame.height, short_side)
+def _pixel_aspect(stream: Any) -> float:
+    """The stream's sample (pixel) aspect ratio, width over height; 1 where unknown or square."""
+    ratio = getattr(stream.codec_context, "sample_aspect_ratio", None) or getattr(stream, "sample_aspect_ratio", None)
+    return float(ratio) if ratio and float(ratio) > 0 else 1.0
+
+
+def _quarter_turns(frame: Any) -> int:
+    """Counter-clockwise quarter turns that show the frame as players do (a phone's display
+    matrix), 0 to 3."""
+    return round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+
+
+def _display_size(width: int, height: int, pixel_aspect: float, turns: int) -> Tuple[int, int]:
+    """The size a player shows a ``width`` x ``height`` picture at: square pixels, then turned."""
+    width = max(1, round(width * pixel_aspect))
+    return (height, width) if turns % 2 else (width, height)
+
+
+def _to_image(frame: Any, short_side: Optional[int], pixel_aspect: float = 1.0) -> Image.Image:
+    """Convert a decoded frame to an RGB image as players show it (square pixels, turned by its
+    display matrix), with its shorter side ``short_side`` pixels."""
+    # Resized in the stored orientation (the shorter side is the same once turned).
+    width, height = _resized_size(max(1, round(frame.width * pixel_aspect)), frame.height, short_side)
     # One swscale pass converts YUV to RGB and resizes: about 3x faster for 720p sources than
     # converting at full size and resizing with PIL. AREA (box averaging) is the right filter
     # to shrink without aliasing; BILINEAR for the rare source smaller than the target.
     shrink = width * height <= frame.width * frame.height
-    return frame.reformat(width=width, height=height, format="rgb24",
-                          interpolation="AREA" if shrink else "BILINEAR").to_image()
+    image = frame.reformat(width=width, height=height, format="rgb24",
+                           interpolation="AREA" if shrink else "BILINEAR").to_image()
+    turns = _quarter_turns(frame)
+    # PIL turns counter-clockwise, as FFmpeg's display matrix counts (checked against ffmpeg's
+    # own autorotation: tests/data/test_decode.py).
+    return image.rotate(90 * turns, expand=True) if turns else image
 
 
 def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,
@@ -95,8 +119,10 @@ def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,
     """Yield the frames shown at times 0, 1/fps, 2/fps, ... as RGB images.
 
     Source frames are duplicated or dropped as needed; times come from each frame's
-    pts * time_base, counted from the stream's start. Each image is resized so that its
-    shorter side is ``short_side`` pixels (``None`` keeps the source size). Only frames
+    pts * time_base, counted from the stream's start. Images are as players show them: a
+    phone video's rotation is applied and non-square pixels are made square, so their size is
+    the one :func:`probe` gives. Each image is resized so that its shorter side is
+    ``short_side`` pixels (``None`` keeps that size). Only frames
     that are yielded are converted, so a 30 fps video sampled at 8 fps costs little more
     than decoding it. Raises :class:`AvsepError` if the file has no video stream.
     """
@@ -109,6 +135,7 @@ def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,
         if stream is None:
             raise AvsepError(f"{path}: no video stream")
         stream.thread_type = "AUTO"
+        pixel_aspect = _pixel_aspect(stream)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         k = 0                  # index of the next output frame
@@ -121,7 +148,7 @@ def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,
                 # Sampling times before this frame's time show the previous frame.
                 while shown is not None and k * step < t - eps:
                     if shown_image is None:
-                        shown_image = _to_image(shown, short_side)
+                        shown_image = _to_image(shown, short_side, pixel_aspect)
                     yield shown_image.copy()
                     k += 1
                 shown, shown_image = frame, None
@@ -132,15 +159,16 @@ def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,
         # The last frame stays on screen for its own duration.
         while shown is not None and k * step < end - eps:
             if shown_image is None:
-                shown_image = _to_image(shown, short_side)
+                shown_image = _to_image(shown, short_side, pixel_aspect)
             yield shown_image.copy()
             k += 1
 
 
 def probe(path: "str | os.PathLike[str]") -> dict:
-    """Describe a media file without decoding it.
+    """Describe a media file, decoding at most its first video frame (for a phone's rotation).
 
-    Returns ``{"duration": seconds, "has_audio": bool, "has_video": bool, "width": int,
+    Width and height are the size players show (rotation applied, pixels made square), as
+    :func:`read_frames` yields. Returns ``{"duration": seconds, "has_audio": bool, "has_video": bool, "width": int,
     "height": int, "fps": float, "audio_rate": int, "container": str, "vcodec": str | None,
     "acodec": str | None}``; width, height and fps are 0 without a video stream, audio_rate 0
     without an audio stream.
@@ -158,9 +186,20 @@ def probe(path: "str | os.PathLike[str]") -> dict:
                 "container": container.format.name, "vcodec": video.codec_context.name if video is not None else None,
                 "acodec": container.streams.audio[0].codec_context.name if container.streams.audio else None}
         if video is not None:
-            info.update(width=int(video.codec_context.width), height=int(video.codec_context.height),
-                        fps=float(video.average_rate or video.guessed_rate or 0))
+            width, height = _display_size(int(video.codec_context.width), int(video.codec_context.height),
+                                          _pixel_aspect(video), _first_frame_turns(container, video))
+            info.update(width=width, height=height, fps=float(video.average_rate or video.guessed_rate or 0))
         return info
+
+
+def _first_frame_turns(container: Any, stream: Any) -> int:
+    """The quarter turns of the stream's first frame (PyAV gives the display matrix per frame);
+    0 for a stream with no decodable frame, whose decoding reports its own error later."""
+    try:
+        frame = next(container.decode(stream), None)
+    except _DECODE_ERRORS:
+        return 0
+    return _quarter_turns(frame) if frame is not None else 0
 
 
 # --- WAV ------------------------------------------------------------------------------------

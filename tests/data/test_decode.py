@@ -1,13 +1,17 @@
 """Decoding with PyAV and the WAV reader of the training loader's hot path."""
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from PIL import Image
 
 from avsep.data.decode import load_audio, probe, read_frames, read_wav, wav_info, write_wav
 from avsep.errors import AvsepError
@@ -119,6 +123,63 @@ def test_probe(video, tmp_path):
     assert (info["width"], info["height"], info["fps"]) == (160, 120, 24.0)
     audio_only = probe(make_video(tmp_path / "a.mp4", seconds=1, video=False))
     assert audio_only["has_audio"] and not audio_only["has_video"] and audio_only["width"] == 0
+
+
+def _marked_video(path: Path, rotation: int = 0, pixel_aspect=None) -> tuple[Path, np.ndarray]:
+    """A 96x64 video whose stored picture has a red top-left corner and a blue bottom-right one,
+    with a display rotation (counter-clockwise degrees) and a sample aspect ratio."""
+    picture = np.zeros((64, 96, 3), np.uint8)
+    picture[:16, :24] = (255, 0, 0)
+    picture[40:, 72:] = (0, 0, 255)
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=8)
+    stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+    if pixel_aspect:
+        stream.codec_context.sample_aspect_ratio = pixel_aspect
+    if rotation:
+        stream.set_display_rotation(rotation)
+    for i in range(4):
+        frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+        frame.pts = i
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode())
+    container.close()
+    return path, picture
+
+
+def _corner_distance(image: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.abs(image.astype(int) - expected.astype(int)).mean())
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_frames_of_a_phone_video_are_turned_as_players_show_them(tmp_path, rotation):
+    path, picture = _marked_video(tmp_path / "phone.mp4", rotation)
+    shown = np.rot90(picture, k=rotation // 90)  # numpy turns counter-clockwise too
+    image = np.asarray(next(read_frames(path, fps=8, short_side=None)))
+    assert image.shape == shown.shape
+    assert _corner_distance(image, shown) < 8  # the stored orientation is about 60 away
+    info = probe(path)
+    assert (info["height"], info["width"]) == shown.shape[:2]
+    assert next(read_frames(path, fps=8, short_side=32)).size == (info["width"] * 32 // min(shown.shape[:2]),
+                                                                     info["height"] * 32 // min(shown.shape[:2]))
+
+
+@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="the ffmpeg binary is the reference")
+def test_the_turn_agrees_with_ffmpeg(tmp_path):
+    # FFmpeg's own command line rotates by the display matrix unless told not to.
+    path, _ = _marked_video(tmp_path / "phone.mp4", 90)
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-frames:v", "1", str(tmp_path / "shown.png")], check=True)
+    reference = np.asarray(Image.open(tmp_path / "shown.png").convert("RGB"))
+    image = np.asarray(next(read_frames(path, fps=8, short_side=None)))
+    assert image.shape == reference.shape and _corner_distance(image, reference) < 4
+
+
+def test_non_square_pixels_are_made_square(tmp_path):
+    path, picture = _marked_video(tmp_path / "anamorphic.mp4", pixel_aspect=Fraction(3, 2))
+    assert (probe(path)["width"], probe(path)["height"]) == (144, 64)
+    image = np.asarray(next(read_frames(path, fps=8, short_side=None)))
+    wide = np.asarray(Image.fromarray(picture).resize((144, 64), Image.NEAREST))
+    assert image.shape == (64, 144, 3) and _corner_distance(image, wide) < 8
 
 
 # --- WAV ------------------------------------------------------------------------------------
