@@ -19,6 +19,8 @@ stems have no seams and, in a partition, stems plus residual add up to the mixtu
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -31,7 +33,7 @@ from avsep.config import MAP_WEIGHTINGS, QUERY_POOLS, Config
 from avsep.dsp.masks import loss_weight, masks_to_audio
 from avsep.dsp.spectrogram import warped_magnitude
 from avsep.errors import AvsepError
-from avsep.inference.regions import Box, BoxTrack, Point, Region, cells, check_region, region_at
+from avsep.inference.regions import Box, BoxTrack, Point, Region, as_region, cells, check_region, region_at
 
 POINT_RADIUS = 1
 # The weights of MAP_WEIGHTINGS on the bins of the mixture's warped magnitude (F, T): see Analysis.energy_map.
@@ -146,6 +148,7 @@ class Analysis:
         """
         if not regions:
             raise AvsepError("separate_regions: give at least one region")
+        regions = [as_region(region) for region in regions]
         for region in regions:
             check_region(region, *self.frame_size)
         masks = torch.stack([self._window_masks(r, pool or self.pool, self.radius if radius is None else radius)
@@ -217,12 +220,17 @@ class Analysis:
 
     # --- loudness ------------------------------------------------------------------------------
     def loudness(self, audio: np.ndarray, hop: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-        """RMS level of a waveform at the input's rate in dBFS, every ``hop`` seconds: (times, dB)."""
+        """RMS level of a waveform at the input's rate in dBFS, every ``hop`` seconds: (times, dB).
+
+        The last stretch may be shorter (a clip under ``hop`` seconds is one stretch); each
+        level is the mean power of its own samples, each time the centre of its stretch."""
         size = max(1, int(hop * self.input_rate))
-        count = max(1, len(audio) // size)
-        frames = np.asarray(audio[:count * size], dtype=np.float64).reshape(count, size)
-        level = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
-        return (np.arange(count) + 0.5) * hop, level
+        count = max(1, math.ceil(len(audio) / size))
+        power = np.zeros(count * size)
+        power[:len(audio)] = np.square(np.asarray(audio, dtype=np.float64))
+        lengths = np.clip(len(audio) - np.arange(count) * size, 1, size)
+        level = 10 * np.log10(power.reshape(count, size).sum(axis=1) / lengths + 1e-12)
+        return (np.arange(count) * size + lengths / 2) / self.input_rate, level
 
     # --- internals -----------------------------------------------------------------------------
     def _window_masks(self, region: Region, pool: str, radius: int) -> Tensor:

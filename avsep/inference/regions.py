@@ -65,6 +65,22 @@ class BoxTrack:
 Region = Union[Point, Box, BoxTrack]
 
 
+def as_region(region: "Region | Sequence[float]") -> Region:
+    """A region as given, or one made from plain numbers: (x, y) is a Point, (x0, y0, x1, y1) a
+    Box; anything else is a one-line :class:`AvsepError`."""
+    if isinstance(region, (Point, Box, BoxTrack)):
+        return region
+    try:
+        values = [float(v) for v in region]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) == 2:
+        return Point(*values)
+    if len(values) == 4:
+        return Box(*values)
+    raise AvsepError(f"region {region!r}: give a Point, a Box, a BoxTrack, (x, y) or (x0, y0, x1, y1)")
+
+
 def region_at(region: Region, time: float) -> Point | Box:
     """The point or box a region stands for at ``time`` seconds."""
     return region.at(time) if isinstance(region, BoxTrack) else region

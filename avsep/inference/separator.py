@@ -30,7 +30,7 @@ from avsep.data.decode import load_audio, probe, read_frames
 from avsep.dsp.inputs import clip_frame_ids, loudness_gain, mixture_features, normalize_pixels, to_model_scale
 from avsep.errors import AvsepError
 from avsep.inference.analysis import Analysis, resample
-from avsep.inference.regions import Region
+from avsep.inference.regions import Region, as_region, check_region
 from avsep.models.checkpoint import load_model
 from avsep.utils import pick_device
 
@@ -129,14 +129,17 @@ class Separator:
     def _open(self, video, start: float, duration: float | None):
         """Audio at its own rate, a frame iterator, its fps, a name and the frame size (W, H) if
         known, cut to [start, start + duration]."""
-        if not start >= 0:
+        if not (start >= 0 and math.isfinite(start)):
             raise AvsepError(f"start={start:g}: expected seconds of at least 0")
-        if duration is not None and not duration > 0:
+        if duration is not None and not (duration > 0 and math.isfinite(duration)):
             raise AvsepError(f"duration={duration:g}: expected a positive number of seconds")
         if isinstance(video, VideoClip):
+            audio = clip_audio(video)
             first, last = int(start * video.sample_rate), None if duration is None else int((start + duration) * video.sample_rate)
+            if first >= len(audio):
+                raise AvsepError(f"start={start:g} s is past the end of the clip ({len(audio) / video.sample_rate:.2f} s)")
             skip = int(round(start * video.fps))
-            return (np.asarray(video.audio, np.float32)[first:last], int(video.sample_rate),
+            return (audio[first:last], int(video.sample_rate),
                     (to_image(f) for f in list(video.frames)[skip:]), float(video.fps), None, None)
         path = Path(video)
         if not path.is_file():
@@ -223,9 +226,39 @@ class Separator:
         """The sound of each region of a video (analysed first, unless given an :class:`Analysis`)."""
         if not regions:
             raise AvsepError("give at least one region (a point or a box) to separate")
+        regions = [as_region(region) for region in regions]
+        if not isinstance(video, Analysis):
+            # Regions outside the frame fail now, not after minutes of analysis.
+            for region in regions:
+                check_region(region, *frame_size(video))
         analysis = video if isinstance(video, Analysis) else self.analyze(video, progress=False)
         sources, residual = analysis.separate_regions(list(regions), partition, pool=pool)
         return Separation(analysis.input_mixture, sources, residual, list(regions), analysis.input_rate)
+
+
+def clip_audio(clip: VideoClip) -> np.ndarray:
+    """A clip's audio as mono float32 (n,): channels, as (n, C) or (C, n) with C <= 8, averaged."""
+    audio = np.asarray(clip.audio, np.float32)
+    if audio.ndim == 2 and min(audio.shape) <= 8:
+        audio = audio.mean(axis=int(np.argmin(audio.shape)))
+    if audio.ndim != 1:
+        raise AvsepError(f"VideoClip audio of shape {audio.shape}: expected (n,) samples, or (n, channels)")
+    return audio
+
+
+def frame_size(video: str | Path | VideoClip) -> tuple[int, int]:
+    """(width, height) of a video's frames as players show them, without decoding its audio."""
+    if isinstance(video, VideoClip):
+        if not len(video.frames):
+            raise AvsepError("the VideoClip has no frames")
+        return to_image(video.frames[0]).size
+    path = Path(video)
+    if not path.is_file():
+        raise AvsepError(f"{path}: video not found")
+    info = probe(path)
+    if not info["has_video"]:
+        raise AvsepError(f"{path}: no video stream: avsep needs the pictures to know what to separate")
+    return info["width"], info["height"]
 
 
 def window_starts(samples: int, length: int) -> np.ndarray:

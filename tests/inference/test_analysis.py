@@ -244,3 +244,46 @@ def test_average_pooling_of_a_region_takes_each_cells_max_over_frames_then_the_m
     assert torch.equal(_time_max_cell_mean([frame_a, frame_b]), torch.tensor([[1.5, 3.0]]))
     # a moving region with different cell counts per frame: the mean over all its vectors
     assert torch.equal(_time_max_cell_mean([frame_a, frame_b[:1]]), torch.tensor([[4 / 3, 2.0]]))
+
+
+def test_loudness_covers_every_sample_even_of_a_clip_shorter_than_a_stretch(tmp_path):
+    analysis = separator(tmp_path, bias=0.0).analyze(clip(seconds=2), progress=False)
+    rate = analysis.input_rate
+    tone = 0.1 * np.sin(2 * np.pi * 440 * np.arange(int(1.2 * rate)) / rate)
+    times, levels = analysis.loudness(tone, hop=0.5)
+    np.testing.assert_allclose(times, [0.25, 0.75, 1.1], atol=1e-3)  # the last stretch is 0.2 s long
+    np.testing.assert_allclose(levels, 20 * np.log10(0.1 / np.sqrt(2)), atol=0.1)
+    times, levels = analysis.loudness(tone[: int(0.3 * rate)], hop=0.5)
+    assert times == pytest.approx([0.15], abs=1e-3) and levels == pytest.approx([20 * np.log10(0.1 / np.sqrt(2))], abs=0.1)
+
+
+def test_a_stereo_clip_is_separated_as_its_mono_mix(tmp_path):
+    sep, mono = separator(tmp_path), clip(seconds=3)
+    left_right = np.stack([mono.audio * 1.5, mono.audio * 0.5], axis=1)   # (n, 2): their mean is the mono clip
+    stereo = VideoClip(left_right, mono.sample_rate, mono.frames, mono.fps)
+    for audio in (left_right, left_right.T):
+        clip_in = VideoClip(audio, mono.sample_rate, mono.frames, mono.fps)
+        np.testing.assert_allclose(sep.separate(clip_in, [Point(40, 90)]).sources[0],
+                                   sep.separate(mono, [Point(40, 90)]).sources[0], atol=1e-5)
+    with pytest.raises(AvsepError, match=r"VideoClip audio of shape \(2, 3, 4\)"):
+        sep.analyze(VideoClip(np.zeros((2, 3, 4)), 11025, mono.frames, 8.0), progress=False)
+    with pytest.raises(AvsepError, match="start=5 s is past the end of the clip"):
+        sep.analyze(stereo, start=5, progress=False)
+
+
+def test_separate_takes_plain_tuples_and_checks_regions_before_analysing(tmp_path, monkeypatch):
+    sep, video = separator(tmp_path), clip(seconds=3)
+    by_tuple = sep.separate(video, [(40, 90), (170, 0, 320, 180)]).sources
+    by_region = sep.separate(video, [Point(40, 90), Box(170, 0, 320, 180)]).sources
+    np.testing.assert_allclose(np.stack(by_tuple), np.stack(by_region))
+    monkeypatch.setattr(Separator, "analyze", lambda *a, **k: pytest.fail("analysed before checking the regions"))
+    for regions, message in [([(1, 2, 3)], r"region \(1, 2, 3\): give a Point"), (["here"], "region 'here'"),
+                             ([(400, 10)], "outside the 320x180 frame")]:
+        with pytest.raises(AvsepError, match=message):
+            sep.separate(video, regions)
+
+
+@pytest.mark.parametrize("span", [dict(start=float("inf")), dict(duration=float("inf")), dict(start=float("nan"))])
+def test_infinite_spans_are_clear_errors(tmp_path, span):
+    with pytest.raises(AvsepError, match="expected"):
+        separator(tmp_path).analyze(clip(seconds=2), progress=False, **span)
