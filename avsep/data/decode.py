@@ -114,16 +114,27 @@ def _to_image(frame: Any, short_side: Optional[int], pixel_aspect: float = 1.0) 
     return image.rotate(90 * turns, expand=True) if turns else image
 
 
+def _clock_start(container: Any, video: Any) -> float:
+    """Where time 0 of a file's frames lies, in seconds of its streams' clock: the first audio
+    sample when there is audio (:func:`load_audio` starts there, so each frame is shown beside the
+    sound played with it even where the streams start apart), else the video stream's start."""
+    for stream in (*container.streams.audio[:1], video):
+        if stream.start_time is not None and stream.time_base:
+            return float(stream.start_time * stream.time_base)
+    return 0.0
+
+
 def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,
                 short_side: Optional[int] = 256) -> Iterator[Image.Image]:
     """Yield the frames shown at times 0, 1/fps, 2/fps, ... as RGB images.
 
     Source frames are duplicated or dropped as needed; times come from each frame's
-    pts * time_base, counted from the stream's start. Images are as players show them: a
-    phone video's rotation is applied and non-square pixels are made square, so their size is
-    the one :func:`probe` gives. Each image is resized so that its shorter side is
-    ``short_side`` pixels (``None`` keeps that size). Only frames
-    that are yielded are converted, so a 30 fps video sampled at 8 fps costs little more
+    pts * time_base, counted from the first audio sample (or, without audio, from the video
+    stream's start): a video that starts late shows its first frame until then. Images are as
+    players show them: a phone video's rotation is applied and non-square pixels are made
+    square, so their size is the one :func:`probe` gives. Each image is resized so that its
+    shorter side is ``short_side`` pixels (``None`` keeps that size). Only frames that are
+    yielded are converted, so a 30 fps video sampled at 8 fps costs little more
     than decoding it. Raises :class:`AvsepError` if the file has no video stream.
     """
     if fps <= 0:
@@ -137,7 +148,7 @@ def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,
         stream.thread_type = "AUTO"
         pixel_aspect = _pixel_aspect(stream)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
-        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        start = _clock_start(container, stream)
         k = 0                  # index of the next output frame
         shown = None           # the most recent decoded frame: the one on screen until the next
         shown_image = None     # ``shown`` converted, made only when first needed

@@ -19,8 +19,9 @@ from avsep.errors import AvsepError
 
 def make_video(path: Path, seconds: float = 7.0, fps: int = 24, size=(160, 120), tone: float = 440.0,
                amplitude: float = 0.3, audio: bool = True, video: bool = True, counter: bool = False,
-               sample_rate: int = 22050) -> Path:
-    """An H.264 + AAC test video; with ``counter``, frame i is a flat gray of level 20 + 8 i."""
+               sample_rate: int = 22050, delay_frames: int = 0) -> Path:
+    """An H.264 + AAC test video; with ``counter``, frame i is a flat gray of level 20 + 8 i.
+    With ``delay_frames``, the pictures start that many frames after the sound."""
     container = av.open(str(path), "w")
     # Every stream must exist before the first packet is muxed (that writes the header).
     if video:
@@ -38,7 +39,7 @@ def make_video(path: Path, seconds: float = 7.0, fps: int = 24, size=(160, 120),
                 image[..., 0] = (i * 10) % 256
                 image[:, : (i % size[0]), 1] = 255
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
+            frame.pts = i + delay_frames
             container.mux(vstream.encode(frame))
         container.mux(vstream.encode())
     if audio:
@@ -108,6 +109,15 @@ def test_read_frames_picks_the_frame_shown_at_each_time(tmp_path, source_fps):
     assert len(levels) == 16
     shown = [round((level - 20) / 8) for level in levels]
     assert shown == [k * source_fps // 8 for k in range(16)]
+
+
+@pytest.mark.parametrize("audio", [True, False])
+def test_frames_are_timed_by_the_sound_when_the_picture_starts_late(tmp_path, audio):
+    # The picture starts 0.5 s after the sound: until then the first frame is shown, so that each
+    # frame stays beside the sound played with it. Without sound, the picture's start is time 0.
+    path = make_video(tmp_path / "late.mp4", seconds=2, fps=8, counter=True, audio=audio, delay_frames=4)
+    shown = [round((np.asarray(f).mean() - 20) / 8) for f in read_frames(path, fps=8, short_side=None)]
+    assert shown == ([0] * 4 + list(range(16)) if audio else list(range(16)))
 
 
 def test_read_frames_without_video_stream(tmp_path):
