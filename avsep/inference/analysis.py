@@ -36,6 +36,8 @@ from avsep.errors import AvsepError
 from avsep.inference.regions import Box, BoxTrack, Point, Region, as_region, cells, check_region, region_at
 
 POINT_RADIUS = 1
+# Windows turned into audio at once when stems are rendered (Analysis._render).
+RENDER_WINDOWS = 32
 # The weights of MAP_WEIGHTINGS on the bins of the mixture's warped magnitude (F, T): see Analysis.energy_map.
 MAP_WEIGHTS = dict(zip(MAP_WEIGHTINGS, (loss_weight, lambda magnitude: magnitude ** 2)))
 
@@ -258,18 +260,23 @@ class Analysis:
         return self.grids[frame][:, selected].T
 
     def _render(self, masks: Tensor) -> np.ndarray:
-        """Masks (Q, W, F, T) -> Q waveforms at the model's rate, gains undone, windows cross-faded."""
-        length, num = self.cfg.audio_len, len(self.starts)
-        with torch.no_grad():
-            spec = self.mix_spec.unsqueeze(0).expand(masks.shape[0], -1, -1, -1)
-            waves = masks_to_audio(masks.flatten(0, 1)[:, None], spec.flatten(0, 1), self.cfg, length)
-        waves = waves.view(masks.shape[0], num, length).cpu().numpy() / self.gains[None, :, None]
+        """Masks (Q, W, F, T) -> Q waveforms at the model's rate, gains undone, windows cross-faded.
+
+        Windows are turned into audio RENDER_WINDOWS at a time: the masked linear spectrograms of
+        a whole long video for several regions at once would take many times the analysis's memory."""
+        length, count = self.cfg.audio_len, masks.shape[0]
         total = int(self.starts[-1]) + length
-        summed, norm = np.zeros((masks.shape[0], total)), np.zeros(total)
-        weight = crossfade(length)
-        for w, start in enumerate(self.starts):
-            summed[:, start:start + length] += waves[:, w] * weight
-            norm[start:start + length] += weight
+        summed, norm = np.zeros((count, total), np.float32), np.zeros(total, np.float32)
+        weight = crossfade(length).astype(np.float32)
+        for chunk in torch.arange(len(self.starts)).split(RENDER_WINDOWS):
+            with torch.no_grad():
+                spec = self.mix_spec[chunk].unsqueeze(0).expand(count, -1, -1, -1)
+                waves = masks_to_audio(masks[:, chunk].flatten(0, 1)[:, None], spec.flatten(0, 1), self.cfg, length)
+            waves = waves.view(count, len(chunk), length).cpu().numpy() / self.gains[None, chunk.numpy(), None]
+            for i, w in enumerate(chunk.tolist()):
+                start = int(self.starts[w])
+                summed[:, start:start + length] += waves[:, i] * weight
+                norm[start:start + length] += weight
         return (summed / norm)[:, :len(self.mixture)].astype(np.float32)
 
     def _to_input_rate(self, audio: np.ndarray) -> np.ndarray:

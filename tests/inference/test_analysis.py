@@ -287,3 +287,16 @@ def test_separate_takes_plain_tuples_and_checks_regions_before_analysing(tmp_pat
 def test_infinite_spans_are_clear_errors(tmp_path, span):
     with pytest.raises(AvsepError, match="expected"):
         separator(tmp_path).analyze(clip(seconds=2), progress=False, **span)
+
+
+def test_stems_rendered_a_few_windows_at_a_time_equal_those_rendered_at_once(tmp_path, monkeypatch):
+    import avsep.inference.analysis as analysis_module
+
+    analysis = separator(tmp_path).analyze(clip(seconds=8), progress=False)
+    regions = [Point(40, 90), Box(170, 0, 320, 180)]
+    assert len(analysis.starts) > 3
+    monkeypatch.setattr(analysis_module, "RENDER_WINDOWS", 10_000)
+    at_once, _ = analysis.separate_regions(regions)
+    monkeypatch.setattr(analysis_module, "RENDER_WINDOWS", 2)
+    by_two, _ = analysis.separate_regions(regions)
+    np.testing.assert_allclose(np.stack(by_two), np.stack(at_once), atol=1e-6)
