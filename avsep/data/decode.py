@@ -125,8 +125,10 @@ def _clock_start(container: Any, video: Any) -> float:
 
 
 def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,
-                short_side: Optional[int] = 256) -> Iterator[Image.Image]:
-    """Yield the frames shown at times 0, 1/fps, 2/fps, ... as RGB images.
+                short_side: Optional[int] = 256, start: float = 0.0) -> Iterator[Image.Image]:
+    """Yield the frames shown at times 0, 1/fps, 2/fps, ... as RGB images; from ``start``
+    seconds (rounded to the nearest of those times) the file is first sought to the key frame
+    before it, so that a clip from late in a long video is not decoded from the beginning.
 
     Source frames are duplicated or dropped as needed; times come from each frame's
     pts * time_base, counted from the first audio sample (or, without audio, from the video
@@ -148,14 +150,16 @@ def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,
         stream.thread_type = "AUTO"
         pixel_aspect = _pixel_aspect(stream)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
-        start = _clock_start(container, stream)
-        k = 0                  # index of the next output frame
+        origin = _clock_start(container, stream)
+        k = max(0, round(start * fps))  # index of the next output frame
+        # Where decoding starts, from the origin: only for frames without a time stamp.
+        sought = _seek(container, stream, origin + k * step) - origin if k else 0.0
         shown = None           # the most recent decoded frame: the one on screen until the next
         shown_image = None     # ``shown`` converted, made only when first needed
         end = 0.0              # time at which ``shown`` stops being on screen
         try:
             for i, frame in enumerate(container.decode(stream)):
-                t = (frame.time - start) if frame.time is not None else i / rate
+                t = (frame.time - origin) if frame.time is not None else sought + i / rate
                 # Sampling times before this frame's time show the previous frame.
                 while shown is not None and k * step < t - eps:
                     if shown_image is None:
@@ -173,6 +177,21 @@ def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,
                 shown_image = _to_image(shown, short_side, pixel_aspect)
             yield shown_image.copy()
             k += 1
+
+
+def _seek(container: Any, stream: Any, seconds: float) -> float:
+    """Seek to the key frame at or before ``seconds`` of the streams' clock, a second early
+    (key frames' times can be a little off); returns the time sought, or the stream's start where
+    the file is not sought (it is then decoded from there, as without seeking)."""
+    first = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
+    target = seconds - 1.0
+    if target <= first or not stream.time_base:
+        return first
+    try:
+        container.seek(int(target / stream.time_base), stream=stream, backward=True)
+    except _DECODE_ERRORS:
+        return first
+    return target
 
 
 def probe(path: "str | os.PathLike[str]") -> dict:

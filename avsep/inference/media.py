@@ -23,8 +23,7 @@ def iter_frames(source, fps: float, start: float = 0.0, duration: float | None =
         frames = (_image(source.frames[min(len(source.frames) - 1, round((start + k / fps) * source.fps))])
                   for k in range(int(((duration or len(source.frames) / source.fps - start)) * fps)))
     else:
-        frames = read_frames(source, fps, short_side=None)
-        frames = (f for k, f in enumerate(frames) if k >= round(start * fps))
+        frames = read_frames(source, fps, short_side=None, start=start)
     for k, frame in enumerate(frames):
         time = k / fps
         if duration is not None and time >= duration:

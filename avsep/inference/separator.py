@@ -155,9 +155,7 @@ class Separator:
         last = None if duration is None else first + int(duration * rate)
         if first >= len(audio):
             raise AvsepError(f"{path}: start={start:g} s is past the end ({len(audio) / rate:.2f} s)")
-        frames = read_frames(path, self.cfg.frame_rate, short_side=self.cfg.img_size)
-        skip = int(round(start * self.cfg.frame_rate))
-        frames = (f for k, f in enumerate(frames) if k >= skip)
+        frames = read_frames(path, self.cfg.frame_rate, short_side=self.cfg.img_size, start=start)
         return audio[first:last], rate, frames, self.cfg.frame_rate, str(path), (info["width"], info["height"])
 
     def _pad_note(self, samples: int, source: str | None) -> float:

@@ -120,6 +120,37 @@ def test_frames_are_timed_by_the_sound_when_the_picture_starts_late(tmp_path, au
     assert shown == ([0] * 4 + list(range(16)) if audio else list(range(16)))
 
 
+def _numbered_video(path: Path, frames: int, fps: int, gop: int) -> Path:
+    """Frame i shows i % 25 in its left half and i // 25 in its right half, as grey levels."""
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = 32, 16, "yuv420p"
+    stream.codec_context.gop_size = gop
+    for i in range(frames):
+        image = np.zeros((16, 32, 3), np.uint8)
+        image[:, :16], image[:, 16:] = 20 + 8 * (i % 25), 20 + 8 * (i // 25)
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = i
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode())
+    container.close()
+    return path
+
+
+def _numbers(frames) -> list[int]:
+    pixels = [np.asarray(f, dtype=float) for f in frames]
+    return [round((p[:, 4:12].mean() - 20) / 8) + 25 * round((p[:, 20:28].mean() - 20) / 8) for p in pixels]
+
+
+@pytest.mark.parametrize("start", [0.0, 0.06, 3.0, 7.94, 11.5, 30.0])
+def test_frames_from_a_start_are_those_read_from_the_beginning(tmp_path, start):
+    # 12 s at 10 fps with a key frame every 2 s, read at 8 fps: seeking must not change a frame.
+    path = _numbered_video(tmp_path / "numbered.mp4", frames=120, fps=10, gop=20)
+    everything = _numbers(read_frames(path, fps=8, short_side=None))
+    assert everything == [k * 10 // 8 for k in range(96)]
+    assert _numbers(read_frames(path, fps=8, short_side=None, start=start)) == everything[round(start * 8):]
+
+
 def test_read_frames_without_video_stream(tmp_path):
     path = make_video(tmp_path / "audio_only.mp4", seconds=1, video=False)
     with pytest.raises(AvsepError, match="audio_only.mp4: no video stream"):
