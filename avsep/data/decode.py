@@ -197,11 +197,11 @@ def _seek(container: Any, stream: Any, seconds: float) -> float:
 def probe(path: "str | os.PathLike[str]") -> dict:
     """Describe a media file, decoding at most its first video frame (for a phone's rotation).
 
-    Width and height are the size players show (rotation applied, pixels made square), as
-    :func:`read_frames` yields. Returns ``{"duration": seconds, "has_audio": bool, "has_video": bool, "width": int,
+    Returns ``{"duration": seconds, "has_audio": bool, "has_video": bool, "width": int,
     "height": int, "fps": float, "audio_rate": int, "container": str, "vcodec": str | None,
     "acodec": str | None}``; width, height and fps are 0 without a video stream, audio_rate 0
-    without an audio stream.
+    without an audio stream. Width and height are the size players show (rotation applied,
+    pixels made square), the size of the images :func:`read_frames` yields.
     """
     with _open(path) as container:
         video = _video_stream(container)

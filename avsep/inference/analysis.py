@@ -20,7 +20,6 @@ stems have no seams and, in a partition, stems plus residual add up to the mixtu
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field
 from typing import Sequence
 

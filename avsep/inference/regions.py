@@ -71,7 +71,7 @@ def as_region(region: "Region | Sequence[float]") -> Region:
     if isinstance(region, (Point, Box, BoxTrack)):
         return region
     try:
-        values = [float(v) for v in region]
+        values = [] if isinstance(region, (str, bytes)) else [float(v) for v in region]
     except (TypeError, ValueError):
         values = []
     if len(values) == 2:

@@ -226,9 +226,9 @@ class Separator:
             raise AvsepError("give at least one region (a point or a box) to separate")
         regions = [as_region(region) for region in regions]
         if not isinstance(video, Analysis):
-            # Regions outside the frame fail now, not after minutes of analysis.
+            size = frame_size(video)   # regions outside the frame fail now, not after the analysis
             for region in regions:
-                check_region(region, *frame_size(video))
+                check_region(region, *size)
         analysis = video if isinstance(video, Analysis) else self.analyze(video, progress=False)
         sources, residual = analysis.separate_regions(list(regions), partition, pool=pool)
         return Separation(analysis.input_mixture, sources, residual, list(regions), analysis.input_rate)
