@@ -131,7 +131,10 @@ def test_click_to_separate_in_a_real_browser(browser, trained_separator_checkpoi
         page.wait_until("!video.paused && video.currentTime > 0.3")
         page.click_frame(*centre(boxes["drum"]))
         check("drum (click, playing)", "drum", "point")
-        # everything but the drum is the violin
+        # everything but the drum is the violin, still playing; from the start again, so that a
+        # machine slowed by other work leaves more than 3 s of the 8 s clip to score
+        page.page.evaluate("video.currentTime = 0")
+        page.wait_until("!video.paused && video.currentTime < 1")
         page.choose_mode("residual")
         check("everything but the drum", "violin", "point")
         page.choose_mode("spot")
