@@ -124,11 +124,15 @@ def _clock_start(container: Any, video: Any) -> float:
     return 0.0
 
 
+class _MissedSeek(Exception):
+    """A seek landed after the first time asked for (as FFmpeg does in some containers, MPEG-TS
+    among them), or on frames without times: decode from the beginning instead."""
+
+
 def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,
                 short_side: Optional[int] = 256, start: float = 0.0) -> Iterator[Image.Image]:
-    """Yield the frames shown at times 0, 1/fps, 2/fps, ... as RGB images; from ``start``
-    seconds (rounded to the nearest of those times) the file is first sought to the key frame
-    before it, so that a clip from late in a long video is not decoded from the beginning.
+    """Yield the frames shown at times 0, 1/fps, 2/fps, ... as RGB images, from ``start`` seconds
+    (rounded to the nearest of those times) on.
 
     Source frames are duplicated or dropped as needed; times come from each frame's
     pts * time_base, counted from the first audio sample (or, without audio, from the video
@@ -136,11 +140,26 @@ def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,
     players show them: a phone video's rotation is applied and non-square pixels are made
     square, so their size is the one :func:`probe` gives. Each image is resized so that its
     shorter side is ``short_side`` pixels (``None`` keeps that size). Only frames that are
-    yielded are converted, so a 30 fps video sampled at 8 fps costs little more
-    than decoding it. Raises :class:`AvsepError` if the file has no video stream.
+    yielded are converted, so a 30 fps video sampled at 8 fps costs little more than decoding
+    it; with ``start``, the file is first sought to a key frame a second or more before it, so
+    that a part late in a long video is not decoded from the beginning (where the seek misses,
+    it is, and the frames are the same). Raises :class:`AvsepError` if the file has no video
+    stream.
     """
     if fps <= 0:
         raise AvsepError(f"fps must be positive, got {fps}")
+    first = max(0, round(start * fps))
+    try:
+        # _MissedSeek comes at the first decoded frame, before anything is yielded.
+        yield from _sampled_frames(path, fps, short_side, first, seek=first > 0)
+    except _MissedSeek:
+        yield from _sampled_frames(path, fps, short_side, first, seek=False)
+
+
+def _sampled_frames(path: "str | os.PathLike[str]", fps: float, short_side: Optional[int], first: int,
+                    seek: bool) -> Iterator[Image.Image]:
+    """:func:`read_frames` from output frame ``first`` on, decoding from a key frame before it
+    (``seek``) or from the beginning."""
     step = 1.0 / fps
     eps = 1e-6  # a frame whose time equals a sampling time is the one shown at it
     with _open(path) as container:
@@ -151,15 +170,16 @@ def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,
         pixel_aspect = _pixel_aspect(stream)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         origin = _clock_start(container, stream)
-        k = max(0, round(start * fps))  # index of the next output frame
-        # Where decoding starts, from the origin: only for frames without a time stamp.
-        sought = _seek(container, stream, origin + k * step) - origin if k else 0.0
+        sought = seek and _seek(container, stream, origin + first * step - 1.0)
+        k = first              # index of the next output frame
         shown = None           # the most recent decoded frame: the one on screen until the next
         shown_image = None     # ``shown`` converted, made only when first needed
         end = 0.0              # time at which ``shown`` stops being on screen
         try:
             for i, frame in enumerate(container.decode(stream)):
-                t = (frame.time - origin) if frame.time is not None else sought + i / rate
+                if sought and i == 0 and (frame.time is None or frame.time - origin > k * step + eps):
+                    raise _MissedSeek
+                t = (frame.time - origin) if frame.time is not None else i / rate
                 # Sampling times before this frame's time show the previous frame.
                 while shown is not None and k * step < t - eps:
                     if shown_image is None:
@@ -171,6 +191,8 @@ def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,
                 end = t + (float(duration * frame.time_base) if duration and frame.time_base else 1.0 / rate)
         except _DECODE_ERRORS as err:
             raise AvsepError(f"{path}: cannot decode video: {_reason(err)}") from None
+        if sought and shown is None:
+            raise _MissedSeek
         # The last frame stays on screen for its own duration.
         while shown is not None and k * step < end - eps:
             if shown_image is None:
@@ -179,19 +201,17 @@ def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,
             k += 1
 
 
-def _seek(container: Any, stream: Any, seconds: float) -> float:
-    """Seek to the key frame at or before ``seconds`` of the streams' clock, a second early
-    (key frames' times can be a little off); returns the time sought, or the stream's start where
-    the file is not sought (it is then decoded from there, as without seeking)."""
-    first = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
-    target = seconds - 1.0
-    if target <= first or not stream.time_base:
-        return first
+def _seek(container: Any, stream: Any, seconds: float) -> bool:
+    """Seek to the key frame at or before ``seconds`` of the streams' clock; False where that
+    lies before the stream's start or the file cannot seek (it is then decoded from its start)."""
+    began = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
+    if seconds <= began or not stream.time_base:
+        return False
     try:
-        container.seek(int(target / stream.time_base), stream=stream, backward=True)
+        container.seek(int(seconds / stream.time_base), stream=stream, backward=True)
     except _DECODE_ERRORS:
-        return first
-    return target
+        return False
+    return True
 
 
 def probe(path: "str | os.PathLike[str]") -> dict:

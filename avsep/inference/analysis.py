@@ -140,9 +140,10 @@ class Analysis:
         region = self.region(point, box, boxes_over_time, track)
         return self.separate_regions([region], pool=pool, radius=radius)[0][0]
 
-    def separate_regions(self, regions: Sequence[Region], partition: bool = False, *, pool: str | None = None,
-                         radius: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-        """Stems of several regions and the residual (the mixture minus the stems).
+    def separate_regions(self, regions: Sequence[Region | Sequence[float]], partition: bool = False, *,
+                         pool: str | None = None, radius: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+        """Stems of several regions and the residual (the mixture minus the stems); a region is a
+        Point, Box or BoxTrack, or (x, y) for a point and (x0, y0, x1, y1) for a box.
 
         With ``partition=True`` the masks are scaled where they add up to more than 1, so no part
         of the mixture is counted twice: stems and residual then add up to the mixture exactly.

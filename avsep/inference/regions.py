@@ -78,7 +78,9 @@ def as_region(region: "Region | Sequence[float]") -> Region:
         return Point(*values)
     if len(values) == 4:
         return Box(*values)
-    raise AvsepError(f"region {region!r}: give a Point, a Box, a BoxTrack, (x, y) or (x0, y0, x1, y1)")
+    shown = repr(region) if isinstance(region, (str, bytes, tuple, list)) and len(repr(region)) < 60 else \
+        f"of type {type(region).__name__}"
+    raise AvsepError(f"region {shown}: give a Point, a Box, a BoxTrack, (x, y) or (x0, y0, x1, y1)")
 
 
 def region_at(region: Region, time: float) -> Point | Box:

@@ -44,7 +44,7 @@ class VideoClip:
     """Decoded audio and frames, given instead of a path.
 
     Attributes:
-        audio: (n,) mono float waveform.
+        audio: (n,) mono float waveform; (n, channels) or (channels, n) is averaged to mono.
         sample_rate: of ``audio``, Hz.
         frames: RGB frames (PIL images or (H, W, 3) uint8 arrays) at ``fps``, starting at time 0.
         fps: frames per second.
@@ -219,9 +219,11 @@ class Separator:
         return self.model.visual_grid(pixels), self.model.map_grid(pixels) if fine else None
 
     # --- one-call conveniences ------------------------------------------------------------------
-    def separate(self, video: str | Path | VideoClip | Analysis, regions: Sequence[Region],
+    def separate(self, video: str | Path | VideoClip | Analysis, regions: Sequence[Region | Sequence[float]],
                  partition: bool = False, pool: str | None = None) -> Separation:
-        """The sound of each region of a video (analysed first, unless given an :class:`Analysis`)."""
+        """The sound of each region of a video (analysed first, unless given an :class:`Analysis`).
+
+        A region is a Point, Box or BoxTrack, or (x, y) for a point and (x0, y0, x1, y1) for a box."""
         if not regions:
             raise AvsepError("give at least one region (a point or a box) to separate")
         regions = [as_region(region) for region in regions]

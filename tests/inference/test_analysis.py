@@ -278,7 +278,8 @@ def test_separate_takes_plain_tuples_and_checks_regions_before_analysing(tmp_pat
     np.testing.assert_allclose(np.stack(by_tuple), np.stack(by_region))
     monkeypatch.setattr(Separator, "analyze", lambda *a, **k: pytest.fail("analysed before checking the regions"))
     for regions, message in [([(1, 2, 3)], r"region \(1, 2, 3\): give a Point"), (["here"], "region 'here'"),
-                             (["12"], "region '12'"), ([(400, 10)], "outside the 320x180 frame")]:
+                             (["12"], "region '12'"), ([np.zeros((3, 3))], "region of type ndarray: give"),
+                             ([(400, 10)], "outside the 320x180 frame")]:
         with pytest.raises(AvsepError, match=message):
             sep.separate(video, regions)
 
