@@ -142,13 +142,7 @@ class Separator:
             return (audio[first:last], int(video.sample_rate),
                     (to_image(f) for f in list(video.frames)[skip:]), float(video.fps), None, None)
         path = Path(video)
-        if not path.is_file():
-            raise AvsepError(f"{path}: video not found")
-        info = probe(path)
-        if not info["has_audio"]:
-            raise AvsepError(f"{path}: no audio stream: there is nothing to separate")
-        if not info["has_video"]:
-            raise AvsepError(f"{path}: no video stream: avsep needs the pictures to know what to separate")
+        info = probe_video(path, audio=True)
         rate = int(info.get("audio_rate") or self.cfg.sample_rate)
         audio = load_audio(path, rate)
         first = int(start * rate)
@@ -252,13 +246,21 @@ def frame_size(video: str | Path | VideoClip) -> tuple[int, int]:
         if not len(video.frames):
             raise AvsepError("the VideoClip has no frames")
         return to_image(video.frames[0]).size
-    path = Path(video)
+    info = probe_video(Path(video), audio=False)
+    return info["width"], info["height"]
+
+
+def probe_video(path: Path, audio: bool) -> dict:
+    """:func:`~avsep.data.decode.probe` of a file that must exist and hold pictures (and sound,
+    with ``audio``); a one-line error naming the file otherwise."""
     if not path.is_file():
         raise AvsepError(f"{path}: video not found")
     info = probe(path)
+    if audio and not info["has_audio"]:
+        raise AvsepError(f"{path}: no audio stream: there is nothing to separate")
     if not info["has_video"]:
         raise AvsepError(f"{path}: no video stream: avsep needs the pictures to know what to separate")
-    return info["width"], info["height"]
+    return info
 
 
 def window_starts(samples: int, length: int) -> np.ndarray:
