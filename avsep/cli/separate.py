@@ -64,19 +64,6 @@ def analyze(args: argparse.Namespace, map_grid: str = "coarse"):
     return separator.analyze(args.video, args.start, args.duration, progress=not args.json, map_grid=map_grid)
 
 
-def check_regions_early(video: Path, regions: list) -> None:
-    """Refuse points and boxes outside the frame before minutes of analysis, not after."""
-    from avsep.data.decode import probe
-    from avsep.inference.regions import check_region
-
-    if not video.is_file():
-        raise AvsepError(f"{video}: video not found")
-    info = probe(video)
-    if info["width"] and info["height"]:
-        for region in regions:
-            check_region(region, info["width"], info["height"])
-
-
 def make_detector(args: argparse.Namespace):
     from avsep.inference.detector import DEFAULT_WEIGHTS, YoloDetector
 
@@ -96,13 +83,14 @@ def write_stem(out: Path, name: str, audio: np.ndarray, analysis) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from avsep.inference import Box, Point
+    from avsep.inference.separator import check_regions
 
     regions = [Point(*numbers(p, 2, "point")) for p in args.point] + [Box(*numbers(b, 4, "box")) for b in args.box]
     if not regions and not args.detect:
         raise AvsepError("give at least one --point X,Y or --box X0,Y0,X1,Y1, or --detect")
     if args.radius is not None and args.radius < 0:
         raise AvsepError(f"--radius {args.radius}: must be 0 or more cells")
-    check_regions_early(args.video, regions)
+    check_regions(args.video, regions)
     check_output_folder(args.out)
     detector = make_detector(args) if args.detect else None  # fail on missing weights before the analysis
     analysis = analyze(args)

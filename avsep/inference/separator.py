@@ -222,12 +222,17 @@ class Separator:
             raise AvsepError("give at least one region (a point or a box) to separate")
         regions = [as_region(region) for region in regions]
         if not isinstance(video, Analysis):
-            size = frame_size(video)   # regions outside the frame fail now, not after the analysis
-            for region in regions:
-                check_region(region, *size)
+            check_regions(video, regions)
         analysis = video if isinstance(video, Analysis) else self.analyze(video, progress=False)
-        sources, residual = analysis.separate_regions(list(regions), partition, pool=pool)
-        return Separation(analysis.input_mixture, sources, residual, list(regions), analysis.input_rate)
+        sources, residual = analysis.separate_regions(regions, partition, pool=pool)
+        return Separation(analysis.input_mixture, sources, residual, regions, analysis.input_rate)
+
+
+def check_regions(video: str | Path | VideoClip, regions: Sequence[Region]) -> None:
+    """Refuse points and boxes outside a video's frame before minutes of analysis, not after."""
+    size = frame_size(video)
+    for region in regions:
+        check_region(region, *size)
 
 
 def clip_audio(clip: VideoClip) -> np.ndarray:
