@@ -101,7 +101,7 @@ def _to_image(frame: Any, short_side: Optional[int], pixel_aspect: float = 1.0) 
     """Convert a decoded frame to an RGB image as players show it (square pixels, turned by its
     display matrix), with its shorter side ``short_side`` pixels."""
     # Resized in the stored orientation (the shorter side is the same once turned).
-    width, height = _resized_size(max(1, round(frame.width * pixel_aspect)), frame.height, short_side)
+    width, height = _resized_size(*_display_size(frame.width, frame.height, pixel_aspect, 0), short_side)
     # One swscale pass converts YUV to RGB and resizes: about 3x faster for 720p sources than
     # converting at full size and resizing with PIL. AREA (box averaging) is the right filter
     # to shrink without aliasing; BILINEAR for the rare source smaller than the target.
@@ -119,9 +119,17 @@ def _clock_start(container: Any, video: Any) -> float:
     sample when there is audio (:func:`load_audio` starts there, so each frame is shown beside the
     sound played with it even where the streams start apart), else the video stream's start."""
     for stream in (*container.streams.audio[:1], video):
-        if stream.start_time is not None and stream.time_base:
-            return float(stream.start_time * stream.time_base)
+        began = _start_seconds(stream)
+        if began is not None:
+            return began
     return 0.0
+
+
+def _start_seconds(stream: Any) -> Optional[float]:
+    """A stream's start time in seconds, None where the file does not give it."""
+    if stream.start_time is None or not stream.time_base:
+        return None
+    return float(stream.start_time * stream.time_base)
 
 
 class _MissedSeek(Exception):
@@ -204,8 +212,7 @@ def _sampled_frames(path: "str | os.PathLike[str]", fps: float, short_side: Opti
 def _seek(container: Any, stream: Any, seconds: float) -> bool:
     """Seek to the key frame at or before ``seconds`` of the streams' clock; False where that
     lies before the stream's start or the file cannot seek (it is then decoded from its start)."""
-    began = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
-    if seconds <= began or not stream.time_base:
+    if seconds <= (_start_seconds(stream) or 0.0) or not stream.time_base:
         return False
     try:
         container.seek(int(seconds / stream.time_base), stream=stream, backward=True)
