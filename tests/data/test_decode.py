@@ -121,21 +121,34 @@ def test_frames_are_timed_by_the_sound_when_the_picture_starts_late(tmp_path, au
     assert shown == ([0] * 4 + list(range(16)) if audio else list(range(16)))
 
 
-def _numbered_video(path: Path, frames: int, fps: int, gop: int) -> Path:
-    """Frame i shows i % 25 in its left half and i // 25 in its right half, as grey levels."""
+def _silent_video(path: Path, pictures, fps: int, **settings) -> Path:
+    """An H.264 video of ``pictures`` ((H, W, 3) uint8 arrays, one a frame), no sound; ``settings``
+    go on the stream's codec (gop_size, sample_aspect_ratio), ``rotation`` to its display matrix."""
+    pictures = list(pictures)
     container = av.open(str(path), "w")
     stream = container.add_stream("libx264", rate=fps)
-    stream.width, stream.height, stream.pix_fmt = 32, 16, "yuv420p"
-    stream.codec_context.gop_size = gop
-    for i in range(frames):
-        image = np.zeros((16, 32, 3), np.uint8)
-        image[:, :16], image[:, 16:] = 20 + 8 * (i % 25), 20 + 8 * (i // 25)
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+    stream.height, stream.width = pictures[0].shape[:2]
+    stream.pix_fmt = "yuv420p"
+    rotation = settings.pop("rotation", 0)
+    for name, value in settings.items():
+        setattr(stream.codec_context, name, value)
+    if rotation:
+        stream.set_display_rotation(rotation)
+    for i, picture in enumerate(pictures):
+        frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
         frame.pts = i
         container.mux(stream.encode(frame))
     container.mux(stream.encode())
     container.close()
     return path
+
+
+def _numbered_video(path: Path, frames: int, fps: int, gop: int) -> Path:
+    """Frame i shows i % 25 in its left half and i // 25 in its right half, as grey levels."""
+    pictures = np.zeros((frames, 16, 32, 3), np.uint8)
+    for i, picture in enumerate(pictures):
+        picture[:, :16], picture[:, 16:] = 20 + 8 * (i % 25), 20 + 8 * (i // 25)
+    return _silent_video(path, pictures, fps, gop_size=gop)
 
 
 def _numbers(frames) -> list[int]:
@@ -182,20 +195,8 @@ def _marked_video(path: Path, rotation: int = 0, pixel_aspect=None) -> tuple[Pat
     picture = np.zeros((64, 96, 3), np.uint8)
     picture[:16, :24] = (255, 0, 0)
     picture[40:, 72:] = (0, 0, 255)
-    container = av.open(str(path), "w")
-    stream = container.add_stream("libx264", rate=8)
-    stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-    if pixel_aspect:
-        stream.codec_context.sample_aspect_ratio = pixel_aspect
-    if rotation:
-        stream.set_display_rotation(rotation)
-    for i in range(4):
-        frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
-        frame.pts = i
-        container.mux(stream.encode(frame))
-    container.mux(stream.encode())
-    container.close()
-    return path, picture
+    settings = {"sample_aspect_ratio": pixel_aspect} if pixel_aspect else {}
+    return _silent_video(path, [picture] * 4, 8, rotation=rotation, **settings), picture
 
 
 def _corner_distance(image: np.ndarray, expected: np.ndarray) -> float:
