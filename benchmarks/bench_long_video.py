@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--regions", type=int, default=6, choices=range(1, len(REGIONS) + 1))
     parser.add_argument("--rate", type=int, default=44100, help="the clip's audio sample rate")
     args = parser.parse_args()
+    if not (args.seconds > 0 and args.rate > 0):
+        parser.error(f"--seconds {args.seconds:g} and --rate {args.rate}: both must be positive")
     torch.set_num_threads(2)
     cfg = Config.preset("small")
     torch.manual_seed(0)
