@@ -39,6 +39,10 @@ POINT_RADIUS = 1
 RENDER_WINDOWS = 32
 # The weights of MAP_WEIGHTINGS on the bins of the mixture's warped magnitude (F, T): see Analysis.energy_map.
 MAP_WEIGHTS = dict(zip(MAP_WEIGHTINGS, (loss_weight, lambda magnitude: magnitude ** 2)))
+# Input sound at or below this level (dBFS) is silence: nothing sounds there, so its energy map is
+# zero and no object sounds (objects.describe_objects). The networks see every window at
+# ``target_rms``, so without this a hiss would be mapped as loudly as music.
+SILENCE_DBFS = -60.0
 
 
 @dataclass
@@ -179,22 +183,32 @@ class Analysis:
         points more often with two checkpoints of a weaker run, as often with a stronger one
         (docs/separating.md).
 
+        Where the input is silent in that second (at most ``SILENCE_DBFS``), the map is zero:
+        each window is scaled to ``target_rms`` before the networks, so the shares alone would map
+        a hiss as brightly as music.
+
         Returns (H, W) at the frame's resolution (bilinear from the grid), or the grid itself with
         ``resolution="grid"``: (2h, 2w) when the analysis kept fine map grids, else (h, w).
         """
         if weighting not in MAP_WEIGHTS:
             raise AvsepError(f"weighting={weighting!r}: choose one of {', '.join(MAP_WEIGHTINGS)}")
         f, w = self.frame_and_window(time)
+        grid = self.grids[f] if self.map_grids is None else self.map_grids[f]
+        share = np.zeros(grid.shape[-2:], dtype=np.float32)
+        if self.level_near(time) > SILENCE_DBFS:
+            share = self._shares(grid, w, time, weighting)
+        return share if resolution == "grid" else upsample(share, self.frame_size)
+
+    def _shares(self, grid: Tensor, w: int, time: float, weighting: str) -> np.ndarray:
+        """Each cell's share of window ``w``'s weighted bins within half a second of ``time``: (h, w)."""
         with torch.no_grad():
-            grid = self.grids[f] if self.map_grids is None else self.map_grids[f]
             logits = self.model.synthesizer.per_pixel(grid[None], self.sound[w][None])[0]
             magnitude = warped_magnitude(self.mix_spec[w], self.cfg)                          # (F, T)
             unweighted = weighting == "loss" and not self.cfg.weighted_loss
             weight = torch.ones_like(magnitude) if unweighted else MAP_WEIGHTS[weighting](magnitude)
             weight = weight * self.frames_near(time, w, weight.shape[-1], weight.device).to(weight.dtype)
             share = (self.model.activate(logits) * weight).sum(dim=(-2, -1)) / weight.sum().clamp_min(1e-12)
-        share = share.cpu().numpy().astype(np.float32)
-        return share if resolution == "grid" else upsample(share, self.frame_size)
+        return share.cpu().numpy().astype(np.float32)
 
     def frame_and_window(self, time: float) -> tuple[int, int]:
         """The analysed frame and the audio window nearest to ``time``: what a map at ``time`` is made of.
@@ -206,6 +220,13 @@ class Analysis:
                              "(times count from the start of the analysis)")
         return (int(np.argmin(np.abs(self.frame_times - time))),
                 int(np.argmin(np.abs(self.window_centres() - time))))
+
+    def level_near(self, time: float, seconds: float = 1.0) -> float:
+        """RMS level in dBFS of the input within ``seconds / 2`` of ``time``."""
+        first = max(0, round((time - seconds / 2) * self.input_rate))
+        last = max(first + 1, round((time + seconds / 2) * self.input_rate))
+        stretch = np.asarray(self.input_mixture[first:last], dtype=np.float64)
+        return float(10 * np.log10(np.mean(np.square(stretch)) + 1e-12)) if stretch.size else -120.0
 
     def frames_near(self, time: float, window: int, count: int, device: torch.device | str = "cpu",
                     seconds: float = 1.0) -> Tensor:
@@ -226,13 +247,19 @@ class Analysis:
 
         The last stretch may be shorter (a clip under ``hop`` seconds is one stretch); each
         level is the mean power of its own samples, each time the centre of its stretch."""
-        size = max(1, int(hop * self.input_rate))
-        count = max(1, math.ceil(len(audio) / size))
+        lengths = self.stretch_lengths(len(audio), hop)
+        size, count = int(lengths[0]), len(lengths)
         power = np.zeros(count * size)
         power[:len(audio)] = np.square(np.asarray(audio, dtype=np.float64))
-        lengths = np.clip(len(audio) - np.arange(count) * size, 1, size)
         level = 10 * np.log10(power.reshape(count, size).sum(axis=1) / lengths + 1e-12)
         return (np.arange(count) * size + lengths / 2) / self.input_rate, level
+
+    def stretch_lengths(self, samples: int, hop: float = 0.5) -> np.ndarray:
+        """Samples in each ``hop``-second stretch of a waveform of ``samples`` (:meth:`loudness`'s):
+        all ``hop`` long but the last, which may be shorter (at least one sample)."""
+        size = max(1, int(hop * self.input_rate))
+        count = max(1, math.ceil(samples / size))
+        return np.clip(samples - np.arange(count) * size, 1, size).astype(np.float64)
 
     # --- internals -----------------------------------------------------------------------------
     def _window_masks(self, region: Region, pool: str, radius: int) -> Tensor:

@@ -4,7 +4,8 @@ its loudness over time and a sounding-or-silent decision.
 An object *sounds* in a half-second stretch when its stem is at most ``SOUNDING_DB`` (10 dB)
 below the mixture there, i.e. it holds at least a tenth of the sound, and the mixture itself is
 above ``SILENCE_DBFS`` (-60 dBFS). An object is reported as sounding when it sounds in at least
-``SOUNDING_FRACTION`` (25%) of the stretches. Stems are separated as a partition, so no sound is
+``SOUNDING_FRACTION`` (25%) of the video (stretches counted by their length: a short last one
+counts for what it holds). Stems are separated as a partition, so no sound is
 given to two objects and the residual holds what none of them makes.
 """
 from __future__ import annotations
@@ -14,13 +15,12 @@ from typing import Any
 import numpy as np
 
 from avsep.errors import AvsepError
-from avsep.inference.analysis import Analysis, TrackedObject
+from avsep.inference.analysis import SILENCE_DBFS, Analysis, TrackedObject
 from avsep.inference.media import iter_frames
 from avsep.inference.regions import Box, BoxTrack
 from avsep.inference.tracking import group_tracks
 
 SOUNDING_DB = -10.0
-SILENCE_DBFS = -60.0
 SOUNDING_FRACTION = 0.25
 
 
@@ -53,18 +53,19 @@ def describe_objects(analysis: Analysis, hop: float = 0.5) -> tuple[list[dict[st
 
     Returns (objects, residual): each object is a dict with ``track`` (the :class:`TrackedObject`),
     ``stem`` (waveform at the input's rate), ``loudness`` ((times, dBFS)), ``mixture_loudness``,
-    ``sounding_share`` (fraction of stretches in which it sounds) and ``sounding`` (bool).
+    ``sounding_share`` (the fraction of the video in which it sounds) and ``sounding`` (bool).
     """
     tracks = list(analysis.tracks.values())
     if not tracks:
         return [], analysis.input_mixture.copy()
     stems, residual = analysis.separate_regions([t.boxes for t in tracks], partition=True)
     times, mix_db = analysis.loudness(analysis.input_mixture, hop)
+    lengths = analysis.stretch_lengths(len(analysis.input_mixture), hop)
     objects = []
     for track, stem in zip(tracks, stems):
         _, stem_db = analysis.loudness(stem, hop)
         active = (stem_db - mix_db >= SOUNDING_DB) & (mix_db > SILENCE_DBFS)
-        share = float(active.mean()) if len(active) else 0.0
+        share = float(np.average(active, weights=lengths))
         objects.append({"track": track, "stem": stem, "loudness": (times, stem_db), "mixture_loudness": (times, mix_db),
                         "sounding_share": share, "sounding": share >= SOUNDING_FRACTION})
     return objects, residual

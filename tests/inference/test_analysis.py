@@ -146,6 +146,19 @@ def test_energy_maps_weigh_a_second_of_bins_as_the_loss_does_by_default(tmp_path
         analysis.energy_map(1.0, weighting="db")
 
 
+def test_energy_maps_are_zero_where_the_input_is_silent(tmp_path):
+    # Every window is scaled to target_rms before the networks, so a share alone would map a hiss
+    # at -80 dBFS as brightly as the music; a second at or below SILENCE_DBFS maps to zero.
+    video = clip(seconds=4)
+    video.audio[int(1.5 * video.sample_rate):] *= 1e-4       # about -80 dBFS from 1.5 s on
+    analysis = sharp_separator(tmp_path).analyze(video, progress=False)
+    assert analysis.level_near(0.5) > -25 and analysis.level_near(3.0) < -75
+    loud, hiss = analysis.energy_map(0.5, "grid"), analysis.energy_map(3.0, "grid")
+    assert hiss.shape == loud.shape and not hiss.any() and loud.min() > 0
+    assert analysis.energy_map(3.0).shape == (180, 320) and not analysis.energy_map(3.0).any()
+    assert analysis.energy_map(1.6, "grid").min() > 0, "a second that still holds loud sound is mapped"
+
+
 def test_energy_maps_weigh_bins_alike_for_a_model_trained_unweighted(tmp_path):
     analysis = sharp_separator(tmp_path).analyze(clip(seconds=4), progress=False)
     analysis.cfg = analysis.cfg.replace(weighted_loss=False)   # its loss weighed every bin alike
@@ -255,6 +268,13 @@ def test_loudness_covers_every_sample_even_of_a_clip_shorter_than_a_stretch(tmp_
     np.testing.assert_allclose(levels, 20 * np.log10(0.1 / np.sqrt(2)), atol=0.1)
     times, levels = analysis.loudness(tone[: int(0.3 * rate)], hop=0.5)
     assert times == pytest.approx([0.15], abs=1e-3) and levels == pytest.approx([20 * np.log10(0.1 / np.sqrt(2))], abs=0.1)
+
+
+def test_stretches_are_hop_long_but_the_last(tmp_path):
+    analysis = separator(tmp_path, bias=0.0).analyze(clip(seconds=2), progress=False)
+    rate = analysis.input_rate
+    np.testing.assert_array_equal(analysis.stretch_lengths(int(1.2 * rate)), [rate // 2, rate // 2, int(1.2 * rate) - 2 * (rate // 2)])
+    np.testing.assert_array_equal(analysis.stretch_lengths(0), [1])
 
 
 def test_a_stereo_clip_is_separated_as_its_mono_mix(tmp_path):
