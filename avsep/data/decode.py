@@ -6,6 +6,7 @@ resulting 16-bit WAV files with :func:`read_wav`, which touches only the bytes i
 """
 from __future__ import annotations
 
+import math
 import os
 import struct
 from typing import Any, Iterator, Optional, Tuple
@@ -85,33 +86,77 @@ def _pixel_aspect(stream: Any) -> float:
     return float(ratio) if ratio and float(ratio) > 0 else 1.0
 
 
-def _quarter_turns(frame: Any) -> int:
-    """Counter-clockwise quarter turns that show the frame as players do (a phone's display
-    matrix), 0 to 3."""
-    return round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+# PIL's transposes (the module-level names of Pillow 9.0 are the enum's from 9.1 on).
+_T = getattr(Image, "Transpose", Image)
+# Counter-clockwise quarter turns, 0 to 3, as PIL transposes.
+_TURNS = (None, _T.ROTATE_90, _T.ROTATE_180, _T.ROTATE_270)
+# The transposes that make the width the height.
+_SWAPPING = (_T.ROTATE_90, _T.ROTATE_270, _T.TRANSPOSE, _T.TRANSVERSE)
 
 
-def _display_size(width: int, height: int, pixel_aspect: float, turns: int) -> Tuple[int, int]:
-    """The size a player shows a ``width`` x ``height`` picture at: square pixels, then turned."""
+def _display_matrix(frame: Any) -> Optional[Tuple[int, ...]]:
+    """The frame's display matrix as FFmpeg lays it out (a, b, u, c, d, v, x, y, w; native int32,
+    a-d in 16.16 fixed point); None where it has none, or where this PyAV cannot give frame side
+    data as bytes (then only the turn of ``frame.rotation`` is known)."""
+    try:
+        data = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+        return struct.unpack("=9i", bytes(data)[:36]) if data is not None else None
+    except (AttributeError, TypeError, ValueError, struct.error):
+        return None
+
+
+def _orientation(frame: Any) -> Optional[Any]:
+    """The PIL transpose that shows the frame as players do (a phone's display matrix), None for
+    none. The matrix itself is read because it can be mirrored (some front cameras' videos), which
+    PyAV's ``frame.rotation`` ignores: that would show such a video unmirrored, and can name the
+    wrong turn."""
+    matrix = _display_matrix(frame)
+    if matrix is None:
+        return _TURNS[round((getattr(frame, "rotation", 0) or 0) / 90) % 4]
+    return _autorotation(matrix)
+
+
+def _autorotation(matrix: Tuple[int, ...]) -> Optional[Any]:
+    """FFmpeg's own autorotation (fftools, ffmpeg_filter.c) as a PIL transpose: the matrix's
+    clockwise angle as its get_rotation rounds it, then the sign of ``c`` (quarter turns) or of
+    ``d`` (half and no turn) tells a mirrored form from a plain one. Other angles, which FFmpeg
+    turns by within the stored size, are rounded to the nearest quarter turn instead."""
+    a, b, _, c, d = matrix[:5]
+    scale_x, scale_y = math.hypot(a, c), math.hypot(b, d)
+    # A degenerate matrix has no angle for FFmpeg either: it only looks at d's sign then.
+    clockwise = round(math.degrees(math.atan2(b / scale_y, a / scale_x))) % 360 if scale_x and scale_y else 0
+    if clockwise == 90:      # transpose=cclock_flip or transpose=clock
+        return _T.TRANSPOSE if c > 0 else _T.ROTATE_270
+    if clockwise == 180:     # hflip (a < 0 at this angle), then vflip where d < 0
+        return _T.ROTATE_180 if d < 0 else _T.FLIP_LEFT_RIGHT
+    if clockwise == 270:     # transpose=clock_flip or transpose=cclock
+        return _T.TRANSVERSE if c < 0 else _T.ROTATE_90
+    if clockwise == 0:       # vflip where d < 0
+        return _T.FLIP_TOP_BOTTOM if d < 0 else None
+    return _TURNS[round(-clockwise / 90) % 4]
+
+
+def _display_size(width: int, height: int, pixel_aspect: float, orientation: Optional[Any]) -> Tuple[int, int]:
+    """The size a player shows a ``width`` x ``height`` picture at: square pixels, then turned
+    (``orientation``, a PIL transpose from :func:`_orientation`)."""
     width = max(1, round(width * pixel_aspect))
-    return (height, width) if turns % 2 else (width, height)
+    return (height, width) if orientation in _SWAPPING else (width, height)
 
 
 def _to_image(frame: Any, short_side: Optional[int], pixel_aspect: float = 1.0) -> Image.Image:
-    """Convert a decoded frame to an RGB image as players show it (square pixels, turned by its
-    display matrix), with its shorter side ``short_side`` pixels."""
+    """Convert a decoded frame to an RGB image as players show it (square pixels, turned and
+    mirrored by its display matrix), with its shorter side ``short_side`` pixels."""
     # Resized in the stored orientation (the shorter side is the same once turned).
-    width, height = _resized_size(*_display_size(frame.width, frame.height, pixel_aspect, 0), short_side)
+    width, height = _resized_size(*_display_size(frame.width, frame.height, pixel_aspect, None), short_side)
     # One swscale pass converts YUV to RGB and resizes: about 3x faster for 720p sources than
     # converting at full size and resizing with PIL. AREA (box averaging) is the right filter
     # to shrink without aliasing; BILINEAR for the rare source smaller than the target.
     shrink = width * height <= frame.width * frame.height
     image = frame.reformat(width=width, height=height, format="rgb24",
                            interpolation="AREA" if shrink else "BILINEAR").to_image()
-    turns = _quarter_turns(frame)
-    # PIL turns counter-clockwise, as FFmpeg's display matrix counts (checked against ffmpeg's
-    # own autorotation: tests/data/test_decode.py).
-    return image.rotate(90 * turns, expand=True) if turns else image
+    orientation = _orientation(frame)
+    # Checked against ffmpeg's own autorotation: tests/data/test_decode.py.
+    return image.transpose(orientation) if orientation is not None else image
 
 
 def _clock_start(container: Any, video: Any) -> float:
@@ -145,14 +190,14 @@ def read_frames(path: "str | os.PathLike[str]", fps: float = 8.0,
     Source frames are duplicated or dropped as needed; times come from each frame's
     pts * time_base, counted from the first audio sample (or, without audio, from the video
     stream's start): a video that starts late shows its first frame until then. Images are as
-    players show them: a phone video's rotation is applied and non-square pixels are made
-    square, so their size is the one :func:`probe` gives. Each image is resized so that its
-    shorter side is ``short_side`` pixels (``None`` keeps that size). Only frames that are
-    yielded are converted, so a 30 fps video sampled at 8 fps costs little more than decoding
-    it; with ``start``, the file is first sought to a key frame a second or more before it, so
-    that a part late in a long video is not decoded from the beginning (where the seek misses,
-    it is, and the frames are the same). Raises :class:`AvsepError` if the file has no video
-    stream.
+    players show them: a phone video's rotation (and mirroring) is applied and non-square
+    pixels are made square, so their size is the one :func:`probe` gives. Each image is resized
+    so that its shorter side is ``short_side`` pixels (``None`` keeps that size). Only frames
+    that are yielded are converted, so a 30 fps video sampled at 8 fps costs little more than
+    decoding it; with ``start``, the file is first sought to a key frame a second or more before
+    it, so that a part late in a long video is not decoded from the beginning (where the seek
+    misses, it is, and the frames are the same). Raises :class:`AvsepError` if the file has no
+    video stream.
     """
     if fps <= 0:
         raise AvsepError(f"fps must be positive, got {fps}")
@@ -244,19 +289,19 @@ def probe(path: "str | os.PathLike[str]") -> dict:
                 "acodec": container.streams.audio[0].codec_context.name if container.streams.audio else None}
         if video is not None:
             width, height = _display_size(int(video.codec_context.width), int(video.codec_context.height),
-                                          _pixel_aspect(video), _first_frame_turns(container, video))
+                                          _pixel_aspect(video), _first_frame_orientation(container, video))
             info.update(width=width, height=height, fps=float(video.average_rate or video.guessed_rate or 0))
         return info
 
 
-def _first_frame_turns(container: Any, stream: Any) -> int:
-    """The quarter turns of the stream's first frame (PyAV gives the display matrix per frame);
-    0 for a stream with no decodable frame, whose decoding reports its own error later."""
+def _first_frame_orientation(container: Any, stream: Any) -> Optional[Any]:
+    """The :func:`_orientation` of the stream's first frame (PyAV gives the display matrix per
+    frame); None for a stream with no decodable frame, whose decoding reports its own error later."""
     try:
         frame = next(container.decode(stream), None)
     except _DECODE_ERRORS:
-        return 0
-    return _quarter_turns(frame) if frame is not None else 0
+        return None
+    return _orientation(frame) if frame is not None else None
 
 
 # --- WAV ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import subprocess
 import time
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import numpy as np
@@ -123,17 +124,20 @@ def test_frames_are_timed_by_the_sound_when_the_picture_starts_late(tmp_path, au
 
 def _silent_video(path: Path, pictures, fps: int, **settings) -> Path:
     """An H.264 video of ``pictures`` ((H, W, 3) uint8 arrays, one a frame), no sound; ``settings``
-    go on the stream's codec (gop_size, sample_aspect_ratio), ``rotation`` to its display matrix."""
+    go on the stream's codec (gop_size, sample_aspect_ratio), ``rotation`` (counter-clockwise
+    degrees) or ``matrix`` (9 integers in FFmpeg's layout) to its display matrix."""
     pictures = list(pictures)
     container = av.open(str(path), "w")
     stream = container.add_stream("libx264", rate=fps)
     stream.height, stream.width = pictures[0].shape[:2]
     stream.pix_fmt = "yuv420p"
-    rotation = settings.pop("rotation", 0)
+    rotation, matrix = settings.pop("rotation", 0), settings.pop("matrix", None)
     for name, value in settings.items():
         setattr(stream.codec_context, name, value)
     if rotation:
         stream.set_display_rotation(rotation)
+    if matrix:
+        stream.set_display_matrix(matrix)
     for i, picture in enumerate(pictures):
         frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
         frame.pts = i
@@ -189,14 +193,14 @@ def test_probe(video, tmp_path):
     assert audio_only["has_audio"] and not audio_only["has_video"] and audio_only["width"] == 0
 
 
-def _marked_video(path: Path, rotation: int = 0, pixel_aspect=None) -> tuple[Path, np.ndarray]:
+def _marked_video(path: Path, rotation: int = 0, pixel_aspect=None, matrix=None) -> tuple[Path, np.ndarray]:
     """A 96x64 video whose stored picture has a red top-left corner and a blue bottom-right one,
-    with a display rotation (counter-clockwise degrees) and a sample aspect ratio."""
+    with a display rotation (counter-clockwise degrees) or matrix, and a sample aspect ratio."""
     picture = np.zeros((64, 96, 3), np.uint8)
     picture[:16, :24] = (255, 0, 0)
     picture[40:, 72:] = (0, 0, 255)
     settings = {"sample_aspect_ratio": pixel_aspect} if pixel_aspect else {}
-    return _silent_video(path, [picture] * 4, 8, rotation=rotation, **settings), picture
+    return _silent_video(path, [picture] * 4, 8, rotation=rotation, matrix=matrix, **settings), picture
 
 
 def _corner_distance(image: np.ndarray, expected: np.ndarray) -> float:
@@ -231,6 +235,38 @@ def test_the_turn_agrees_with_ffmpeg(tmp_path):
     reference = np.asarray(Image.open(tmp_path / "shown.png").convert("RGB"))
     image = np.asarray(next(read_frames(path, fps=8, short_side=None)))
     assert image.shape == reference.shape and _corner_distance(image, reference) < 4
+
+
+# Mirrored display matrices (negative determinant, as some front cameras write), by their 2x2
+# part (a, b, c, d), and the picture FFmpeg shows for each; the names give the turn ffprobe reports.
+_MIRRORED = {"hflip": ((-1, 0, 0, 1), lambda p: p[:, ::-1]),
+             "vflip": ((1, 0, 0, -1), lambda p: p[::-1]),
+             "mirrored-90": ((0, -1, -1, 0), lambda p: p[::-1, ::-1].swapaxes(0, 1)),
+             "mirrored-270": ((0, 1, 1, 0), lambda p: p.swapaxes(0, 1))}
+
+
+@needs_rotation_writer
+@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="the ffmpeg binary is the reference")
+@pytest.mark.parametrize("mirror", list(_MIRRORED))
+def test_mirrored_videos_are_shown_as_ffmpeg_shows_them(tmp_path, mirror):
+    # PyAV's frame.rotation ignores a mirror: the matrix itself must be read to show these right.
+    (a, b, c, d), shown = _MIRRORED[mirror]
+    matrix = (a << 16, b << 16, 0, c << 16, d << 16, 0, 0, 0, 1 << 30)  # 16.16, and w in 2.30
+    path, picture = _marked_video(tmp_path / "mirrored.mp4", matrix=matrix)
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-frames:v", "1", str(tmp_path / "shown.png")], check=True)
+    reference = np.asarray(Image.open(tmp_path / "shown.png").convert("RGB"))
+    assert reference.shape == shown(picture).shape and _corner_distance(reference, shown(picture)) < 8
+    image = np.asarray(next(read_frames(path, fps=8, short_side=None)))
+    assert image.shape == reference.shape and _corner_distance(image, reference) < 4
+    info = probe(path)
+    assert (info["height"], info["width"]) == reference.shape[:2]
+
+
+def test_without_readable_side_data_the_turn_alone_is_applied():
+    # PyAV versions that cannot give a frame's display matrix as bytes still give its rotation.
+    assert decode._orientation(SimpleNamespace(rotation=90)) == Image.Transpose.ROTATE_90
+    assert decode._orientation(SimpleNamespace(rotation=-180)) == Image.Transpose.ROTATE_180
+    assert decode._orientation(SimpleNamespace(rotation=0)) is None
 
 
 def test_non_square_pixels_are_made_square(tmp_path):
