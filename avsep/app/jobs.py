@@ -221,10 +221,14 @@ def _probe(path: Path) -> dict:
 
 def heat_maps(analysis: Analysis) -> dict:
     """Grid-resolution energy maps at every analysed frame, for the page's overlay: uint8 in
-    base64, stretched so that the 2nd to 99.5th percentile of the whole video spans 0-255 (raw
-    shares are low and similar everywhere; what matters is where it is louder than elsewhere)."""
+    base64, stretched so that the 2nd to 99.5th percentile of the whole video's sounding moments
+    spans 0-255 (raw shares are low and similar everywhere; what matters is where it is louder than
+    elsewhere); silent moments stay 0."""
     times, maps = analysis.energy_maps(resolution="grid")
-    low, high = np.percentile(maps, [2.0, 99.5]) if maps.size else (0.0, 1.0)
+    sounding = maps[maps.reshape(len(maps), -1).any(axis=1)] if maps.size else maps
+    # Silent moments map to exactly zero (Analysis.energy_map): left out of the stretch, or a
+    # silent intro would pull its low end to zero and leave the sounding frames evenly bright.
+    low, high = np.percentile(sounding, [2.0, 99.5]) if sounding.size else (0.0, 1.0)
     scaled = np.clip((maps - low) / max(high - low, 1e-9), 0.0, 1.0)
     data = np.round(scaled * 255).astype(np.uint8)
     return {"times": [round(float(t), 3) for t in times], "rows": int(maps.shape[1]), "cols": int(maps.shape[2]),

@@ -42,7 +42,9 @@ def check_video(path: Path, name: str, max_seconds: float) -> dict:
     if max_seconds and info["duration"] > max_seconds:
         raise AvsepError(f"{name} is {info['duration']:.0f} s long; this app analyses videos of up to "
                          f"{max_seconds:g} s (--max-seconds)")
-    return {**info, "playable": browser_playable(path)}
+    # A mirroring display matrix is not applied by every browser: the page would show the mirror
+    # image of the frames analysed, and clicks would land on the wrong side. Such a file gets a copy.
+    return {**info, "playable": browser_playable(path) and not info["mirrored"]}
 
 
 def browser_playable(path: Path) -> bool:

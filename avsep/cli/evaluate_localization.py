@@ -73,6 +73,7 @@ def box_fractions(entry: dict) -> list[list[float]]:
 
 def score_vggss(separator, items, weighting: str = "loss"):
     from avsep.evaluation.localization import median_ciou, pointing_hit, size_matched_ciou
+    from avsep.inference.analysis import SILENCE_DBFS
 
     cious, hits, matched, skipped = [], [], [], []
     for video, entry in items:
@@ -89,7 +90,12 @@ def score_vggss(separator, items, weighting: str = "loss"):
             continue
         width, height = analysis.frame_size
         boxes = [[b[0] * width, b[1] * height, b[2] * width, b[3] * height] for b in fractions]
-        heat = analysis.energy_map(analysis.duration / 2, weighting=weighting)
+        middle = analysis.duration / 2
+        if analysis.level_near(middle) <= SILENCE_DBFS:   # its map is zero: nothing sounds to point at
+            skipped.append(f"{entry['file']}: silent at its middle ({analysis.level_near(middle):.0f} dBFS)")
+            log.warning("skipping %s", skipped[-1])
+            continue
+        heat = analysis.energy_map(middle, weighting=weighting)
         cious.append(median_ciou(heat, boxes))
         hits.append(pointing_hit(heat, boxes))
         matched.append(size_matched_ciou(heat, boxes))

@@ -86,12 +86,12 @@ def _pixel_aspect(stream: Any) -> float:
     return float(ratio) if ratio and float(ratio) > 0 else 1.0
 
 
-# PIL's transposes (the module-level names of Pillow 9.0 are the enum's from 9.1 on).
-_T = getattr(Image, "Transpose", Image)
+_T = Image.Transpose
 # Counter-clockwise quarter turns, 0 to 3, as PIL transposes.
 _TURNS = (None, _T.ROTATE_90, _T.ROTATE_180, _T.ROTATE_270)
-# The transposes that make the width the height.
+# The transposes that make the width the height, and those that mirror.
 _SWAPPING = (_T.ROTATE_90, _T.ROTATE_270, _T.TRANSPOSE, _T.TRANSVERSE)
+_MIRRORING = (_T.FLIP_LEFT_RIGHT, _T.FLIP_TOP_BOTTOM, _T.TRANSPOSE, _T.TRANSVERSE)
 
 
 def _display_matrix(frame: Any) -> Optional[Tuple[int, ...]]:
@@ -123,8 +123,9 @@ def _autorotation(matrix: Tuple[int, ...]) -> Optional[Any]:
     turns by within the stored size, are rounded to the nearest quarter turn instead."""
     a, b, _, c, d = matrix[:5]
     scale_x, scale_y = math.hypot(a, c), math.hypot(b, d)
-    # A degenerate matrix has no angle for FFmpeg either: it only looks at d's sign then.
-    clockwise = round(math.degrees(math.atan2(b / scale_y, a / scale_x))) % 360 if scale_x and scale_y else 0
+    if not (scale_x and scale_y):  # degenerate: FFmpeg's angle is NaN there, and it applies nothing
+        return None
+    clockwise = round(math.degrees(math.atan2(b / scale_y, a / scale_x))) % 360
     if clockwise == 90:      # transpose=cclock_flip or transpose=clock
         return _T.TRANSPOSE if c > 0 else _T.ROTATE_270
     if clockwise == 180:     # hflip (a < 0 at this angle), then vflip where d < 0
@@ -271,9 +272,10 @@ def probe(path: "str | os.PathLike[str]") -> dict:
 
     Returns ``{"duration": seconds, "has_audio": bool, "has_video": bool, "width": int,
     "height": int, "fps": float, "audio_rate": int, "container": str, "vcodec": str | None,
-    "acodec": str | None}``; width, height and fps are 0 without a video stream, audio_rate 0
-    without an audio stream. Width and height are the size players show (rotation applied,
-    pixels made square), the size of the images :func:`read_frames` yields.
+    "acodec": str | None, "mirrored": bool}``; width, height and fps are 0 without a video
+    stream, audio_rate 0 without an audio stream. Width and height are the size players show
+    (rotation applied, pixels made square), the size of the images :func:`read_frames` yields;
+    ``mirrored`` says that its display matrix mirrors the picture (not every browser does).
     """
     with _open(path) as container:
         video = _video_stream(container)
@@ -286,11 +288,14 @@ def probe(path: "str | os.PathLike[str]") -> dict:
                 "has_video": video is not None, "width": 0, "height": 0, "fps": 0.0,
                 "audio_rate": int(container.streams.audio[0].rate or 0) if container.streams.audio else 0,
                 "container": container.format.name, "vcodec": video.codec_context.name if video is not None else None,
-                "acodec": container.streams.audio[0].codec_context.name if container.streams.audio else None}
+                "acodec": container.streams.audio[0].codec_context.name if container.streams.audio else None,
+                "mirrored": False}
         if video is not None:
+            orientation = _first_frame_orientation(container, video)
             width, height = _display_size(int(video.codec_context.width), int(video.codec_context.height),
-                                          _pixel_aspect(video), _first_frame_orientation(container, video))
-            info.update(width=width, height=height, fps=float(video.average_rate or video.guessed_rate or 0))
+                                          _pixel_aspect(video), orientation)
+            info.update(width=width, height=height, fps=float(video.average_rate or video.guessed_rate or 0),
+                        mirrored=orientation in _MIRRORING)
         return info
 
 

@@ -222,10 +222,12 @@ class Analysis:
                 int(np.argmin(np.abs(self.window_centres() - time))))
 
     def level_near(self, time: float, seconds: float = 1.0) -> float:
-        """RMS level in dBFS of the input within ``seconds / 2`` of ``time``."""
-        first = max(0, round((time - seconds / 2) * self.input_rate))
-        last = max(first + 1, round((time + seconds / 2) * self.input_rate))
-        stretch = np.asarray(self.input_mixture[first:last], dtype=np.float64)
+        """RMS level in dBFS of ``seconds`` of the input around ``time``; near either end of the
+        input, of the ``seconds`` at that end (a map at the first instant weighs more than its
+        first sample)."""
+        size = max(1, round(seconds * self.input_rate))
+        first = min(max(0, round((time - seconds / 2) * self.input_rate)), max(0, len(self.input_mixture) - size))
+        stretch = np.asarray(self.input_mixture[first:first + size], dtype=np.float64)
         return float(10 * np.log10(np.mean(np.square(stretch)) + 1e-12)) if stretch.size else -120.0
 
     def frames_near(self, time: float, window: int, count: int, device: torch.device | str = "cpu",

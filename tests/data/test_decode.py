@@ -21,14 +21,17 @@ from avsep.errors import AvsepError
 
 def make_video(path: Path, seconds: float = 7.0, fps: int = 24, size=(160, 120), tone: float = 440.0,
                amplitude: float = 0.3, audio: bool = True, video: bool = True, counter: bool = False,
-               sample_rate: int = 22050, delay_frames: int = 0) -> Path:
+               sample_rate: int = 22050, delay_frames: int = 0, matrix=None) -> Path:
     """An H.264 + AAC test video; with ``counter``, frame i is a flat gray of level 20 + 8 i.
-    With ``delay_frames``, the pictures start that many frames after the sound."""
+    With ``delay_frames``, the pictures start that many frames after the sound; ``matrix`` is a
+    display matrix (9 integers in FFmpeg's layout)."""
     container = av.open(str(path), "w")
     # Every stream must exist before the first packet is muxed (that writes the header).
     if video:
         vstream = container.add_stream("libx264", rate=fps)
         vstream.width, vstream.height, vstream.pix_fmt = size[0], size[1], "yuv420p"
+        if matrix:
+            vstream.set_display_matrix(matrix)
     if audio:
         astream = container.add_stream("aac", rate=sample_rate)
         astream.layout = "mono"
@@ -221,7 +224,7 @@ def test_frames_of_a_phone_video_are_turned_as_players_show_them(tmp_path, rotat
     assert image.shape == shown.shape
     assert _corner_distance(image, shown) < 8  # the stored orientation is about 60 away
     info = probe(path)
-    assert (info["height"], info["width"]) == shown.shape[:2]
+    assert (info["height"], info["width"]) == shown.shape[:2] and not info["mirrored"]
     assert next(read_frames(path, fps=8, short_side=32)).size == (info["width"] * 32 // min(shown.shape[:2]),
                                                                      info["height"] * 32 // min(shown.shape[:2]))
 
@@ -259,7 +262,7 @@ def test_mirrored_videos_are_shown_as_ffmpeg_shows_them(tmp_path, mirror):
     image = np.asarray(next(read_frames(path, fps=8, short_side=None)))
     assert image.shape == reference.shape and _corner_distance(image, reference) < 4
     info = probe(path)
-    assert (info["height"], info["width"]) == reference.shape[:2]
+    assert (info["height"], info["width"]) == reference.shape[:2] and info["mirrored"]
 
 
 def test_without_readable_side_data_the_turn_alone_is_applied():

@@ -157,6 +157,9 @@ def test_energy_maps_are_zero_where_the_input_is_silent(tmp_path):
     assert hiss.shape == loud.shape and not hiss.any() and loud.min() > 0
     assert analysis.energy_map(3.0).shape == (180, 320) and not analysis.energy_map(3.0).any()
     assert analysis.energy_map(1.6, "grid").min() > 0, "a second that still holds loud sound is mapped"
+    coarse = sharp_separator(tmp_path).analyze(video, progress=False, map_grid="coarse")
+    assert coarse.energy_map(3.0, "grid").shape == coarse.grid_shape and not coarse.energy_map(3.0, "grid").any()
+    assert analysis.level_near(-0.5) == pytest.approx(analysis.level_near(0.5)), "a second inside the input"
 
 
 def test_energy_maps_weigh_bins_alike_for_a_model_trained_unweighted(tmp_path):

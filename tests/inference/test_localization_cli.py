@@ -5,7 +5,10 @@ import shutil
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
+
+from avsep.data.encode import write_mp4
 
 from tests.inference.test_objects import avsep
 
@@ -25,7 +28,10 @@ def test_vggss_entries_with_bad_boxes_or_no_video_are_skipped(duet, checkpoint_w
     videos = tmp_path / "videos"
     videos.mkdir()
     shutil.copyfile(duet["video"], videos / "clip1.mp4")
-    entries = [{"file": "clip1", "class": "violin", "bbox": [[-0.01, 0.05, 0.4, 1.02]]},   # clipped, as LVS does
+    frames = [np.full((64, 96, 3), 128, np.uint8)] * 24       # 3 s of a grey picture...
+    write_mp4(videos / "quiet.mp4", frames, (96, 64), 8.0, np.zeros(3 * 11025, np.float32), 11025, len(frames))
+    entries = [{"file": "quiet", "class": "violin", "bbox": [[0.1, 0.1, 0.9, 0.9]]},  # ...and silence: nothing to point at
+               {"file": "clip1", "class": "violin", "bbox": [[-0.01, 0.05, 0.4, 1.02]]},   # clipped, as LVS does
                {"file": "clip1", "class": "violin", "bbox": [[0.1, 0.2]]},
                {"file": "clip1", "class": "violin", "bbox": [[0.5, 0.1, 0.2, 0.9]]},
                {"file": "absent", "class": "drum", "bbox": [[0.1, 0.1, 0.2, 0.2]]}]
@@ -34,7 +40,8 @@ def test_vggss_entries_with_bad_boxes_or_no_video_are_skipped(duet, checkpoint_w
                    "--checkpoint", str(checkpoint_with_bias(0.0)), "--json", "--device", "cpu")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["count"] == 1 and summary["skipped"] == 3
+    assert summary["count"] == 1 and summary["skipped"] == 4
+    assert "quiet: silent at its middle" in result.stderr
     assert "clip1: bbox [[0.1, 0.2]] is not a list of [x1, y1, x2, y2] boxes" in result.stderr
     assert "absent: video not found" in result.stderr
 
