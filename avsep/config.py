@@ -355,17 +355,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     # along the frame's zero-padded border: see the ablation in docs/training.md.
     "small": dict(
         # 1.5 s clips: a step costs about 1.4 times less than with 3 s ones and learns about as
-        # much, so 20 minutes train 3,450 steps instead of 2,500; on both draws of the
-        # quickstart's data that met issue 7's three targets where 3 s clips met them on one
-        # (docs/training.md, "Clips of 1.5 seconds").
+        # much, so 20 minutes trained 3,450 steps instead of 2,500 (before the wider U-Net
+        # below); on both draws of the quickstart's data that met issue 7's three targets where
+        # 3 s clips met them on one (docs/training.md, "Clips of 1.5 seconds").
         audio_len=16383, freq_bins=128,
         num_frames=1, img_size=112,
         channels=16, resnet_width=16, imagenet_pretrained=False,
         # A U-Net of 24 channels at its first level (not 16) and the vision network learning twice
         # as fast as the others: alone, each stayed within the spread of training seeds; together
-        # they took off sooner and lifted held-out solo pairs, clicks and pointing on both draws of
-        # the quickstart's data and on five other instruments, for a step about 1.15 times dearer
-        # (docs/training.md, "A wider U-Net with a faster vision network").
+        # they raised held-out solo pairs and clicks on both draws of the quickstart's data and on
+        # five other instruments (one run each; pointing +5, -2 and 0 points), for a step about
+        # 1.15 times dearer (docs/training.md, "A wider U-Net with a faster vision network").
         unet_levels=5, unet_channels=24,
         compose_prob=0.5, pixel_loss=1.0, visual_padding="circular",
         optimizer="adam", lr_frame=2e-3, lr_sound=1e-3, lr_synth=1e-3, weight_decay=0.0,

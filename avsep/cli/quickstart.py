@@ -228,7 +228,8 @@ def take_off_hint(report: dict, steps: int, per_label: int, workdir: Path) -> st
                 f"same command with --steps {DEFAULT_STEPS} to continue this run to the quickstart's default.")
     if transfer >= gain - SLOW_GAP_DB:
         # Learning slowly, not memorising: five mostly melodic instruments validated at 3.1 dB and
-        # gained +3.54 dB on held-out pairs at 3,450 steps, +5.16 dB at 4,350 (docs/benchmarks.md).
+        # gained +3.54 dB on held-out pairs at 3,450 steps, +5.16 dB at 4,350 (the preset before
+        # 2026-12-07; today's validated at 4.2 dB and gained +4.60 at 3,450: docs/benchmarks.md).
         said = (f"note: the model gains {gain:+.2f} dB on validation videos and {transfer:+.2f} dB on held-out "
                 f"scenes after {steps} steps: it transfers what it has learnt, but has learnt little.")
         if steps < DEFAULT_STEPS + 1000:
