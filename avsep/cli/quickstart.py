@@ -23,9 +23,10 @@ from avsep.errors import AvsepError
 from avsep.synth.instruments import DEFAULT_PER_LABEL
 
 log = logging.getLogger("avsep")
-# 15 to 20 minutes of training on 2 free cores of an AMD EPYC in bf16 (its native bfloat16 makes
-# `--precision auto` choose it), about 40 in fp32 on 2 older AVX2-only cores: the `small` preset's
-# 2,850 steps, then 600 with its push towards silence (sparsity_start). With 1.5 s clips these
+# About 46 minutes of training in fp32 on 2 older AVX2-only cores (measured), an estimated 18 to
+# 25 in bf16 on 2 free cores of an AMD EPYC whose native bfloat16 makes `--precision auto` choose
+# it (the preset before the wider U-Net of 2026-12-07 took 15 to 20 there, 37 in fp32): the
+# `small` preset's 2,850 steps, then 600 with its push towards silence (sparsity_start). With 1.5 s clips these
 # steps met issue 7's three targets on the three draws of the data measured, each with two
 # training seeds (docs/training.md, "Clips of 1.5 seconds"); with 3 s clips 4,350 steps, about 35
 # minutes, were needed.
@@ -35,8 +36,8 @@ DEFAULT_STEPS = 3450
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, default=Path("avsep_quickstart"), help="where everything goes")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                        help=f"training steps in total (default: {DEFAULT_STEPS}: 15 to 20 minutes on 2 cores with "
-                        "native bfloat16, about 40 in fp32 on older AVX2-only ones; the last 600 with the preset's "
+                        help=f"training steps in total (default: {DEFAULT_STEPS}: about 20 minutes on 2 cores with "
+                        "native bfloat16, about 46 in fp32 on older AVX2-only ones; the last 600 with the preset's "
                         "push towards silence)")
     parser.add_argument("--minutes", type=float, help="also stop training after this many minutes of this run")
     parser.add_argument("--per-label", type=int, default=DEFAULT_PER_LABEL,
