@@ -66,7 +66,7 @@ def tiny_dataset(tmp_path_factory) -> Path:
 # The trained model of the end-to-end tests and the browser test is the quickstart's own: `avsep
 # quickstart` (5 instruments, 32 generated solo videos each, seed 0, the `small` preset for its
 # 3,450 steps, bf16 where the CPU has it) makes the same videos and trains the same run, about 20
-# minutes on 2 free cores (about 45 in fp32 on older AVX2-only ones). So the tests check what a
+# minutes on 2 free cores (about 46 in fp32 on older AVX2-only ones). So the tests check what a
 # user's first model does, not a smaller stand-in: an earlier two-instrument, 1,500-step model
 # swapped the players on most held-out videos, and its duet tests had to be marked as expected
 # failures (docs/training.md, "The test suite's model"). `version` goes up when the generated

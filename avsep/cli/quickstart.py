@@ -36,9 +36,9 @@ DEFAULT_STEPS = 3450
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, default=Path("avsep_quickstart"), help="where everything goes")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                        help=f"training steps in total (default: {DEFAULT_STEPS}: about 20 minutes on 2 cores with "
-                        "native bfloat16, about 46 in fp32 on older AVX2-only ones; the last 600 with the preset's "
-                        "push towards silence)")
+                        help=f"training steps in total (default: {DEFAULT_STEPS}: an estimated 20 to 25 minutes on 2 "
+                        "cores with native bfloat16, about 46 in fp32 on older AVX2-only ones; the last 600 with the "
+                        "preset's push towards silence)")
     parser.add_argument("--minutes", type=float, help="also stop training after this many minutes of this run")
     parser.add_argument("--per-label", type=int, default=DEFAULT_PER_LABEL,
                         help=f"training-pool solo videos per instrument (default: {DEFAULT_PER_LABEL})")

@@ -101,7 +101,7 @@ def _display_matrix(frame: Any) -> Optional[Tuple[int, ...]]:
     try:
         data = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
         return struct.unpack("=9i", bytes(data)[:36]) if data is not None else None
-    except (AttributeError, TypeError, ValueError, struct.error):
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError, struct.error):
         return None
 
 
