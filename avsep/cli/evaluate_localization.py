@@ -91,8 +91,9 @@ def score_vggss(separator, items, weighting: str = "loss"):
         width, height = analysis.frame_size
         boxes = [[b[0] * width, b[1] * height, b[2] * width, b[3] * height] for b in fractions]
         middle = analysis.duration / 2
-        if analysis.level_near(middle) <= SILENCE_DBFS:   # its map is zero: nothing sounds to point at
-            skipped.append(f"{entry['file']}: silent at its middle ({analysis.level_near(middle):.0f} dBFS)")
+        level = analysis.level_near(middle)
+        if level <= SILENCE_DBFS:   # its map is zero: nothing sounds to point at
+            skipped.append(f"{entry['file']}: silent at its middle ({level:.0f} dBFS)")
             log.warning("skipping %s", skipped[-1])
             continue
         heat = analysis.energy_map(middle, weighting=weighting)
