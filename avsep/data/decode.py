@@ -153,8 +153,11 @@ def _to_image(frame: Any, short_side: Optional[int], pixel_aspect: float = 1.0) 
     # converting at full size and resizing with PIL. AREA (box averaging) is the right filter
     # to shrink without aliasing; BILINEAR for the rare source smaller than the target.
     shrink = width * height <= frame.width * frame.height
+    # threads=1: PyAV 18.1.1 keeps its scaler, and the scaler's thread pool, between calls; a
+    # process forked after one conversion (a DataLoader worker, a process pool) inherits the
+    # pool without its threads and hangs at its next conversion of another size.
     image = frame.reformat(width=width, height=height, format="rgb24",
-                           interpolation="AREA" if shrink else "BILINEAR").to_image()
+                           interpolation="AREA" if shrink else "BILINEAR", threads=1).to_image()
     orientation = _orientation(frame)
     # Checked against ffmpeg's own autorotation: tests/data/test_decode.py.
     return image.transpose(orientation) if orientation is not None else image

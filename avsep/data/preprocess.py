@@ -19,6 +19,7 @@ import collections
 import contextlib
 import functools
 import math
+import multiprocessing
 import os
 import shutil
 import sys
@@ -189,7 +190,11 @@ def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int) -> Ite
 def _run_pool(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int):
     """Run ``jobs`` in a pool, yielding results; returns the jobs lost to a broken pool."""
     lost = []
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)) or 1)
+    # spawn, not fork: a forked worker inherits whatever locks the caller's other threads held
+    # at that moment (torch's OpenMP pool, a progress bar's monitor, FFmpeg's logging) and can
+    # wait on them forever; a test run that had trained a model first hung here for 50 minutes.
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)) or 1, mp_context=context)
     try:
         futures = {pool.submit(fn, job): job for job in jobs}
         for future in as_completed(futures):

@@ -1,6 +1,7 @@
 """Decoding with PyAV and the WAV reader of the training loader's hot path."""
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import struct
 import subprocess
@@ -104,6 +105,22 @@ def test_read_frames_samples_at_fps_and_resizes(video):
     portrait = list(read_frames(video, fps=2, short_side=64))
     assert len(portrait) == 14 and portrait[0].size == (85, 64)
     assert next(read_frames(video, short_side=None)).size == (160, 120)
+
+
+def _frame_size(video: Path, short_side: int) -> tuple:
+    return next(read_frames(video, fps=2, short_side=short_side)).size
+
+
+@pytest.mark.timeout(120)
+def test_frames_decode_in_a_process_forked_after_this_one_decoded(video):
+    # PyAV 18.1.1 keeps its scaler between conversions; with its own thread pool, a forked
+    # child (a DataLoader worker) hung at its first conversion of another size.
+    assert _frame_size(video, 96) == (128, 96)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        try:
+            assert pool.apply_async(_frame_size, (video, 60)).get(timeout=60) == (80, 60)
+        finally:
+            pool.terminate()
 
 
 @pytest.mark.parametrize("source_fps", [12, 5])

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avsep.data.decode import read_wav, wav_info
+from avsep.data.decode import read_frames, read_wav, wav_info
 from avsep.errors import AvsepError
 from avsep.data.index import read_index
 from avsep.data.preprocess import preprocess, run_jobs
@@ -162,6 +162,19 @@ def test_a_worker_crash_does_not_stop_the_run():
     assert results[3][0] is None and "crashed" in results[3][1]
     assert results[5] == (None, "RuntimeError: plain error")
     assert all(results[i] == (2 * i, None) for i in (0, 1, 2, 4, 6, 7))
+
+
+@pytest.mark.timeout(300)
+def test_a_run_after_this_process_decoded_frames(src, tmp_path):
+    # Workers are spawned, not forked: a worker forked from a process that had already decoded
+    # frames (a test run, an app) hung for good in PyAV 18.1.1's scaler (tests/data/test_decode.py).
+    next(read_frames(src / "guitar/g1.mp4", fps=2, short_side=64))
+    small = tmp_path / "src"
+    for vid in ("guitar/g2", "guitar/g3", "piano/p1"):
+        (small / vid).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / f"{vid}.mp4", small / f"{vid}.mp4")
+    summary = preprocess(small, tmp_path / "out", workers=2, **OPTIONS)
+    assert summary["status"] == {"ok": 3, "skipped": 0, "failed": 0}
 
 
 def test_bad_arguments(src, tmp_path):
