@@ -13,6 +13,7 @@ from typing import Any, Iterator, Optional, Tuple
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from avsep.errors import AvsepError
@@ -144,7 +145,8 @@ def _display_size(width: int, height: int, pixel_aspect: float, orientation: Opt
     return (height, width) if orientation in _SWAPPING else (width, height)
 
 
-def _to_image(frame: Any, short_side: Optional[int], pixel_aspect: float = 1.0) -> Image.Image:
+def _to_image(frame: Any, short_side: Optional[int], pixel_aspect: float = 1.0,
+              reformatter: Optional[VideoReformatter] = None) -> Image.Image:
     """Convert a decoded frame to an RGB image as players show it (square pixels, turned and
     mirrored by its display matrix), with its shorter side ``short_side`` pixels."""
     # Resized in the stored orientation (the shorter side is the same once turned).
@@ -153,11 +155,14 @@ def _to_image(frame: Any, short_side: Optional[int], pixel_aspect: float = 1.0) 
     # converting at full size and resizing with PIL. AREA (box averaging) is the right filter
     # to shrink without aliasing; BILINEAR for the rare source smaller than the target.
     shrink = width * height <= frame.width * frame.height
-    # threads=1: PyAV 18.1.1 keeps its scaler, and the scaler's thread pool, between calls; a
-    # process forked after one conversion (a DataLoader worker, a process pool) inherits the
-    # pool without its threads and hangs at its next conversion of another size.
-    image = frame.reformat(width=width, height=height, format="rgb24",
-                           interpolation="AREA" if shrink else "BILINEAR", threads=1).to_image()
+    # Our own scaler, on one thread: PyAV 18.1.1 shares one scaler per thread between every
+    # frame.reformat/to_ndarray/to_image, with a thread pool unless told otherwise, and a process
+    # forked after a conversion (a DataLoader worker, a process pool) inherits that pool without
+    # its threads and hangs at its next conversion (tests/data/test_decode.py).
+    rgb = (reformatter or VideoReformatter()).reformat(
+        frame, width=width, height=height, format="rgb24", interpolation="AREA" if shrink else "BILINEAR",
+        threads=1)
+    image = Image.fromarray(rgb.to_ndarray())  # already rgb24: no conversion, so no shared scaler
     orientation = _orientation(frame)
     # Checked against ffmpeg's own autorotation: tests/data/test_decode.py.
     return image.transpose(orientation) if orientation is not None else image
@@ -225,6 +230,7 @@ def _sampled_frames(path: "str | os.PathLike[str]", fps: float, short_side: Opti
             raise AvsepError(f"{path}: no video stream")
         stream.thread_type = "AUTO"
         pixel_aspect = _pixel_aspect(stream)
+        reformatter = VideoReformatter()
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         origin = _clock_start(container, stream)
         sought = seek and _seek(container, stream, origin + first * step - 1.0)
@@ -240,7 +246,7 @@ def _sampled_frames(path: "str | os.PathLike[str]", fps: float, short_side: Opti
                 # Sampling times before this frame's time show the previous frame.
                 while shown is not None and k * step < t - eps:
                     if shown_image is None:
-                        shown_image = _to_image(shown, short_side, pixel_aspect)
+                        shown_image = _to_image(shown, short_side, pixel_aspect, reformatter)
                     yield shown_image.copy()
                     k += 1
                 shown, shown_image = frame, None
@@ -253,7 +259,7 @@ def _sampled_frames(path: "str | os.PathLike[str]", fps: float, short_side: Opti
         # The last frame stays on screen for its own duration.
         while shown is not None and k * step < end - eps:
             if shown_image is None:
-                shown_image = _to_image(shown, short_side, pixel_aspect)
+                shown_image = _to_image(shown, short_side, pixel_aspect, reformatter)
             yield shown_image.copy()
             k += 1
 

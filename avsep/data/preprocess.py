@@ -25,7 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -168,10 +168,11 @@ def process_video(video: Video, out: Path, settings: Settings) -> Dict[str, Any]
 def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int) -> Iterator[Tuple[Any, Any, Optional[str]]]:
     """Yield ``(job, fn(job), None)`` as jobs finish, or ``(job, None, error)`` on failure.
 
-    ``workers=1`` runs in this process. Otherwise jobs run in a process pool; a worker that
-    dies (a crash in a native decoder, the out-of-memory killer) takes the whole pool down and
-    we cannot tell which job did it, so the jobs that were lost are rerun one process each,
-    which pins the crash on the file that causes it.
+    ``workers=1`` runs in this process. Otherwise jobs run in a pool of spawned processes, with
+    at most twice ``workers`` handed to it at a time (one queued behind each running). A worker that dies (a crash in a native decoder, the
+    out-of-memory killer) takes the pool down and we cannot tell which job did it, so the jobs
+    that were running are rerun one process each, which pins the crash on the file that causes
+    it, and the rest go on in a new pool.
     """
     if workers <= 1:
         for job in jobs:
@@ -180,35 +181,68 @@ def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int) -> Ite
             except Exception as err:  # noqa: BLE001
                 yield job, None, f"{type(err).__name__}: {err}"
         return
-    lost = yield from _run_pool(fn, jobs, workers)
-    for job in lost:
-        crashed = yield from _run_pool(fn, [job], 1)
-        if crashed:
-            yield job, None, "worker crashed (killed by a signal or out of memory)"
+    todo = list(jobs)
+    while todo:
+        lost, todo = yield from _run_pool(fn, todo, workers)
+        if lost and not _workers_start():
+            raise AvsepError("worker processes cannot start: from Python, call this under "
+                             "`if __name__ == \"__main__\":` (workers are spawned), or use workers=1")
+        for job in lost:
+            crashed, _ = yield from _run_pool(fn, [job], 1)
+            if crashed:
+                yield job, None, "worker crashed (killed by a signal or out of memory)"
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: with PyAV 18.1.1 a worker forked after this process had converted frames
+    # inherited PyAV's scaler without its threads and hung for good (a test run did, for 50
+    # minutes); a forked worker inherits any lock another thread holds, too.
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _run_pool(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int):
-    """Run ``jobs`` in a pool, yielding results; returns the jobs lost to a broken pool."""
-    lost = []
-    # spawn, not fork: a forked worker inherits whatever locks the caller's other threads held
-    # at that moment (torch's OpenMP pool, a progress bar's monitor, FFmpeg's logging) and can
-    # wait on them forever; a test run that had trained a model first hung here for 50 minutes.
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)) or 1, mp_context=context)
+    """Run ``jobs`` in a pool, yielding results; returns the jobs handed to it when it broke,
+    and those not handed to it yet."""
+    waiting = collections.deque(jobs)
+    pool = _pool(min(workers, len(jobs)))
+    running: Dict[Any, Any] = {}
     try:
-        futures = {pool.submit(fn, job): job for job in jobs}
-        for future in as_completed(futures):
-            job = futures[future]
-            try:
-                yield job, future.result(), None
-            except BrokenProcessPool:
-                lost.append(job)
-            except Exception as err:  # noqa: BLE001 - e.g. an unpicklable result
-                yield job, None, f"{type(err).__name__}: {err}"
+        while waiting or running:
+            while waiting and len(running) < 2 * workers:
+                job = waiting.popleft()
+                running[pool.submit(fn, job)] = job
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            lost = []
+            for future in done:
+                job = running.pop(future)
+                try:
+                    yield job, future.result(), None
+                except BrokenProcessPool:
+                    lost.append(job)
+                except Exception as err:  # noqa: BLE001 - e.g. an unpicklable result
+                    yield job, None, f"{type(err).__name__}: {err}"
+            if lost:  # a broken pool fails every job it was running
+                return lost + list(running.values()), list(waiting)
+        return [], []
     finally:
         # On Ctrl-C (or an early stop) do not start the jobs still queued.
         pool.shutdown(wait=True, cancel_futures=True)
-    return lost
+
+
+def _alive() -> bool:
+    return True
+
+
+def _workers_start() -> bool:
+    """Whether a spawned worker can run a job at all (it cannot where the caller's script
+    starts pools at import, without a ``__main__`` guard: every job would look like a crash)."""
+    pool = _pool(1)
+    try:
+        return pool.submit(_alive).result()
+    except BrokenProcessPool:
+        return False
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --- the whole run --------------------------------------------------------------------------

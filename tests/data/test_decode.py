@@ -113,9 +113,12 @@ def _frame_size(video: Path, short_side: int) -> tuple:
 
 @pytest.mark.timeout(120)
 def test_frames_decode_in_a_process_forked_after_this_one_decoded(video):
-    # PyAV 18.1.1 keeps its scaler between conversions; with its own thread pool, a forked
-    # child (a DataLoader worker) hung at its first conversion of another size.
+    # PyAV 18.1.1 shares one scaler per thread between conversions, with a thread pool (one
+    # thread a core); a forked child (a DataLoader worker) inherited it without its threads and
+    # hung at its next conversion. avsep converts with a scaler of its own on one thread. (On a
+    # 1-core machine the pool has one thread and this cannot fail.)
     assert _frame_size(video, 96) == (128, 96)
+    av.VideoFrame(64, 48, "yuv420p").reformat(width=32, height=24, format="rgb24")  # PyAV's shared scaler
     with multiprocessing.get_context("fork").Pool(1) as pool:
         try:
             assert pool.apply_async(_frame_size, (video, 60)).get(timeout=60) == (80, 60)

@@ -177,6 +177,29 @@ def test_a_run_after_this_process_decoded_frames(src, tmp_path):
     assert summary["status"] == {"ok": 3, "skipped": 0, "failed": 0}
 
 
+WHERE = "as imported"
+
+
+def _where(_: int) -> str:
+    return WHERE
+
+
+def test_workers_are_spawned_not_forked(monkeypatch):
+    # A forked worker would see this process's change; a spawned one imports the module afresh.
+    monkeypatch.setattr(sys.modules[__name__], "WHERE", "changed in this process")
+    assert {value for _, value, _ in run_jobs(_where, list(range(6)), workers=2)} == {"as imported"}
+
+
+@pytest.mark.timeout(300)
+def test_a_script_without_a_main_guard_is_told_so(src, tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text("from avsep.data.preprocess import preprocess\n"
+                      f"preprocess({str(src)!r}, {str(tmp_path / 'out')!r}, workers=2, progress=False)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert run.returncode != 0
+    assert "worker processes cannot start" in run.stderr.strip().splitlines()[-1]
+
+
 def test_bad_arguments(src, tmp_path):
     with pytest.raises(AvsepError, match="source folder not found"):
         preprocess(tmp_path / "missing", tmp_path / "out")
