@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 from typing import Iterable, Sequence
 
-import torch
-
 from avsep.data.index import IndexRow
 
 SPLITS = ("train", "val", "test")
@@ -57,6 +55,8 @@ def id_hash64(vid: str) -> int:
 def training_manifest(rows: Sequence[IndexRow]) -> dict:
     """What a checkpoint records of its training videos: sorted int64 hashes, their count and a
     SHA-256 digest of the sorted identities (to compare two runs' training sets at a glance)."""
+    import torch  # here, not at the top: preprocess's spawned workers import this module
+
     ids = sorted({row_video_id(row) for row in rows})
     digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()
     hashes = torch.tensor(sorted(id_hash64(vid) for vid in ids), dtype=torch.int64)
