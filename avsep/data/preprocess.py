@@ -168,11 +168,11 @@ def process_video(video: Video, out: Path, settings: Settings) -> Dict[str, Any]
 def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int) -> Iterator[Tuple[Any, Any, Optional[str]]]:
     """Yield ``(job, fn(job), None)`` as jobs finish, or ``(job, None, error)`` on failure.
 
-    ``workers=1`` runs in this process. Otherwise jobs run in a pool of spawned processes, with
-    at most twice ``workers`` handed to it at a time (one queued behind each running). A worker that dies (a crash in a native decoder, the
-    out-of-memory killer) takes the pool down and we cannot tell which job did it, so the jobs
-    that were running are rerun one process each, which pins the crash on the file that causes
-    it, and the rest go on in a new pool.
+    ``workers=1`` runs in this process. Otherwise jobs run in a pool of spawned processes, which
+    is handed at most twice ``workers`` at a time (one queued behind each running). A worker that
+    dies (a crash in a native decoder, the out-of-memory killer) takes the pool down and we cannot
+    tell which job did it, so the jobs handed to the pool are rerun one process each, which pins
+    the crash on the file that causes it, and the rest go on in a new pool.
     """
     if workers <= 1:
         for job in jobs:
