@@ -69,6 +69,15 @@ def videos_in(out: Path) -> list[Path]:
     return sorted(p for p in out.glob("*/*") if not p.parent.name.startswith(".") and not p.name.startswith("."))
 
 
+def partial_download(out: Path) -> bool:
+    """Whether a running download has written part of a video in OUT/.tmp. The downloader removes
+    its work folders as videos finish, so one can vanish while we look: that is a "not yet"."""
+    try:
+        return any(p.is_file() and p.stat().st_size > 0 for p in (out / ".tmp").rglob("media*"))
+    except FileNotFoundError:
+        return False
+
+
 def everything_but_work_in_progress(out: Path) -> list[Path]:
     """All files in OUT except the hidden .tmp folder and the ledgers."""
     return [p for p in out.rglob("*") if p.is_file() and ".tmp" not in p.relative_to(out).parts
@@ -433,7 +442,7 @@ def test_kill_9_mid_download_then_rerun_completes(tmp_path, server, media):
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
-            partial = any(p.is_file() and p.stat().st_size > 0 for p in (out / ".tmp").rglob("media*"))
+            partial = partial_download(out)
             if (partial and wait_for == "a partial download") or (videos_in(out) and wait_for == "a finished video"):
                 break
             time.sleep(0.05)
