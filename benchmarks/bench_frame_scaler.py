@@ -39,7 +39,7 @@ def make_video(path: Path, seconds: int, width: int = 1920, height: int = 1080, 
     container.close()
 
 
-def shared_scaler(frame, short_side, pixel_aspect=1.0, reformatter=None):
+def shared_scaler(frame, short_side, pixel_aspect, reformatter):
     """The conversion as it was before: PyAV's shared scaler with its default threads."""
     size = decode._resized_size(*decode._display_size(frame.width, frame.height, pixel_aspect, None), short_side)
     return frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA").to_image()

@@ -145,8 +145,8 @@ def _display_size(width: int, height: int, pixel_aspect: float, orientation: Opt
     return (height, width) if orientation in _SWAPPING else (width, height)
 
 
-def _to_image(frame: Any, short_side: Optional[int], pixel_aspect: float = 1.0,
-              reformatter: Optional[VideoReformatter] = None) -> Image.Image:
+def _to_image(frame: Any, short_side: Optional[int], pixel_aspect: float,
+              reformatter: VideoReformatter) -> Image.Image:
     """Convert a decoded frame to an RGB image as players show it (square pixels, turned and
     mirrored by its display matrix), with its shorter side ``short_side`` pixels."""
     # Resized in the stored orientation (the shorter side is the same once turned).
@@ -159,7 +159,7 @@ def _to_image(frame: Any, short_side: Optional[int], pixel_aspect: float = 1.0,
     # frame.reformat/to_ndarray/to_image, with a thread pool unless told otherwise, and a process
     # forked after a conversion (a DataLoader worker, a process pool) inherits that pool without
     # its threads and hangs at its next conversion (tests/data/test_decode.py).
-    rgb = (reformatter or VideoReformatter()).reformat(
+    rgb = reformatter.reformat(
         frame, width=width, height=height, format="rgb24", interpolation="AREA" if shrink else "BILINEAR",
         threads=1)
     image = Image.fromarray(rgb.to_ndarray())  # already rgb24: no conversion, so no shared scaler
